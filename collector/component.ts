@@ -1,0 +1,63 @@
+/**
+ * The component model (after the Collector's component/ and processor/ packages):
+ * every receiver, processor and exporter type is described by a factory that
+ * owns its config schema (with defaults) and creates instances. A component
+ * never builds its neighbour: the next stage is handed in.
+ */
+import type { TSchema, Static } from '@sinclair/typebox';
+import type { Logger } from 'pino';
+import type { TracesConsumer } from './consumer.js';
+import type { Telemetry } from './telemetry/metrics.js';
+
+export type ComponentKind = 'receiver' | 'processor' | 'exporter';
+
+export interface Clock {
+  /** Milliseconds since the Unix epoch. */
+  now(): number;
+}
+export const systemClock: Clock = { now: () => Date.now() };
+
+export interface Component {
+  start(): Promise<void>;
+  /** Drains and releases resources. Safe to call more than once, and before start. */
+  shutdown(): Promise<void>;
+}
+
+export interface CreateSettings {
+  /** The component id from the config, `type` or `type/name`. */
+  id: string;
+  logger: Logger;
+  telemetry: Telemetry;
+  clock: Clock;
+}
+
+/** A semantic problem found after schema validation; `path` is relative to the component's config. */
+export interface ConfigProblem {
+  path: Array<string | number>;
+  message: string;
+}
+
+interface FactoryBase<S extends TSchema> {
+  readonly type: string;
+  /** JSON Schema of the component's config (TypeBox), with defaults; drives validation, defaults and docs. */
+  readonly configSchema: S;
+  /** Checks that a schema cannot express (regexes compile, ranges relate). */
+  validate?(config: Static<S>): ConfigProblem[];
+}
+
+export interface ReceiverFactory<S extends TSchema = TSchema> extends FactoryBase<S> {
+  readonly kind: 'receiver';
+  create(settings: CreateSettings, config: Static<S>, next: TracesConsumer): Component;
+}
+
+export interface ProcessorFactory<S extends TSchema = TSchema> extends FactoryBase<S> {
+  readonly kind: 'processor';
+  create(settings: CreateSettings, config: Static<S>, next: TracesConsumer): Component & TracesConsumer;
+}
+
+export interface ExporterFactory<S extends TSchema = TSchema> extends FactoryBase<S> {
+  readonly kind: 'exporter';
+  create(settings: CreateSettings, config: Static<S>): Component & TracesConsumer;
+}
+
+export type AnyFactory = ReceiverFactory | ProcessorFactory | ExporterFactory;

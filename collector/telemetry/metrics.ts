@@ -1,0 +1,110 @@
+/**
+ * Self-telemetry: one prom-client registry per collector process. Components
+ * declare their metrics at creation (never per item) and keep bound label
+ * children so the hot path is a property increment.
+ *
+ * Names follow the Collector's where one exists (otelcol_receiver_accepted_spans,
+ * ...); prom-client adds nothing, so counters are declared with their `_total`.
+ */
+import client from 'prom-client';
+
+export type Counter = client.Counter<string>;
+export type Gauge = client.Gauge<string>;
+export type Histogram = client.Histogram<string>;
+
+/** Every way a span can leave the collector without being exported. */
+export type DropReason =
+  | 'invalid_span' // rejected at the receiver: bad trace or span id
+  | 'sampled_out' // tail sampling decided not to keep the trace
+  | 'late_not_sampled' // late span of a trace decided not-sampled
+  | 'policy_drop' // a drop policy matched
+  | 'export_permanent_error' // backend refused the data as invalid
+  | 'export_retries_exhausted' // retry budget ran out
+  | 'queue_full' // exporter queue full and configured to drop
+  | 'memory_limit' // refused or evicted for memory
+  | 'buffer_full' // tail-sampling buffer overflow with no room anywhere
+  | 'disk_full' // disk budget exhausted
+  | 'shutdown' // could not be delivered within the shutdown timeout
+  | 'backend_rejected'; // backend's partial_success rejected_spans
+
+export class Telemetry {
+  readonly registry: client.Registry;
+  private readonly dropped: Counter;
+  private readonly dropChildren = new Map<string, client.Counter.Internal>();
+
+  constructor() {
+    this.registry = new client.Registry();
+    this.dropped = this.counter(
+      'sidecar_spans_dropped_total',
+      'Spans that were accepted but will not be exported, by component and reason.',
+      ['component', 'reason'],
+    );
+  }
+
+  counter(name: string, help: string, labelNames: string[] = []): Counter {
+    const existing = this.registry.getSingleMetric(name);
+    if (existing) return existing as Counter;
+    return new client.Counter({ name, help, labelNames, registers: [this.registry] });
+  }
+
+  gauge(name: string, help: string, labelNames: string[] = [], collect?: (this: Gauge) => void): Gauge {
+    const existing = this.registry.getSingleMetric(name);
+    if (existing) return existing as Gauge;
+    return new client.Gauge({ name, help, labelNames, registers: [this.registry], collect });
+  }
+
+  histogram(name: string, help: string, labelNames: string[], buckets: number[]): Histogram {
+    const existing = this.registry.getSingleMetric(name);
+    if (existing) return existing as Histogram;
+    return new client.Histogram({ name, help, labelNames, buckets, registers: [this.registry] });
+  }
+
+  /** Counts spans that will not be exported. Every drop in the collector goes through here. */
+  drop(component: string, reason: DropReason, n: number): void {
+    if (n <= 0) return;
+    const key = component + '\u0000' + reason;
+    let child = this.dropChildren.get(key);
+    if (child === undefined) {
+      child = this.dropped.labels(component, reason);
+      this.dropChildren.set(key, child);
+    }
+    child.inc(n);
+  }
+
+  /** Total dropped spans so far, by reason (for the periodic log line and tests). */
+  async droppedByReason(): Promise<Record<string, number>> {
+    const m = await this.dropped.get();
+    const out: Record<string, number> = {};
+    for (const v of m.values) {
+      const r = String(v.labels.reason);
+      out[r] = (out[r] ?? 0) + v.value;
+    }
+    return out;
+  }
+
+  enableProcessMetrics(): void {
+    client.collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 20 });
+  }
+
+  async metricsText(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** Sum of a counter's values (all label sets), for tests and the summary log. */
+  async total(name: string, filter?: Record<string, string>): Promise<number> {
+    const metric = this.registry.getSingleMetric(name);
+    if (!metric) return 0;
+    const data = await metric.get();
+    let sum = 0;
+    for (const v of data.values) {
+      if (filter && !Object.entries(filter).every(([k, want]) => String(v.labels[k]) === want)) continue;
+      if ((v as { metricName?: string }).metricName && (v as { metricName?: string }).metricName !== name) continue;
+      sum += v.value;
+    }
+    return sum;
+  }
+}
