@@ -3,7 +3,8 @@
  * usable in config files (and in the generated JSON Schema).
  */
 import type { ReceiverFactory, ProcessorFactory, ExporterFactory } from './component.js';
+import { otlpReceiverFactory } from '../receivers/otlp/index.js';
 
-export const receiverFactories: ReceiverFactory[] = [];
+export const receiverFactories: ReceiverFactory[] = [otlpReceiverFactory];
 export const processorFactories: ProcessorFactory[] = [];
 export const exporterFactories: ExporterFactory[] = [];

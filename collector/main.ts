@@ -1,0 +1,129 @@
+#!/usr/bin/env node
+/**
+ * Entry point.
+ *
+ *   node dist/collector/main.js [--config PATH]        run (COLLECTOR_CONFIG, else the built-in default)
+ *   node dist/collector/main.js validate --config PATH check a config file and exit 0 or 1
+ *   node dist/collector/main.js --version
+ *
+ * Only this file exits the process. After start, bad input is answered and
+ * counted; it never stops the collector.
+ */
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { readFileSync } from 'node:fs';
+import { Collector } from './collector.js';
+import { ConfigError, loadConfigFile } from '../config/load.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '..', '..');
+export const DEFAULT_CONFIG = path.join(root, 'config', 'default.yaml');
+
+function usage(): string {
+  return [
+    'usage: sidecar-collector [--config PATH]',
+    '       sidecar-collector validate [--config PATH]',
+    '       sidecar-collector --version',
+    '',
+    'The config path may also come from COLLECTOR_CONFIG; without either, the built-in',
+    `default (${path.relative(process.cwd(), DEFAULT_CONFIG) || DEFAULT_CONFIG}) is used.`,
+  ].join('\n');
+}
+
+function parseArgs(argv: string[]): { command: 'run' | 'validate' | 'version' | 'help'; config: string } {
+  let command: 'run' | 'validate' | 'version' | 'help' = 'run';
+  let config = process.env.COLLECTOR_CONFIG || DEFAULT_CONFIG;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === 'validate') command = 'validate';
+    else if (a === '--version' || a === '-v') command = 'version';
+    else if (a === '--help' || a === '-h') command = 'help';
+    else if (a === '--config' || a === '-c') {
+      const v = argv[++i];
+      if (!v) throw new Error('--config needs a path');
+      config = v;
+    } else if (a.startsWith('--config=')) config = a.slice('--config='.length);
+    else throw new Error(`unknown argument "${a}"\n\n${usage()}`);
+  }
+  return { command, config };
+}
+
+async function main(): Promise<number> {
+  let args;
+  try {
+    args = parseArgs(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
+    return 2;
+  }
+  if (args.command === 'help') {
+    process.stdout.write(usage() + '\n');
+    return 0;
+  }
+  if (args.command === 'version') {
+    const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string };
+    process.stdout.write(`sidecar-collector ${pkg.version}\n`);
+    return 0;
+  }
+  if (args.command === 'validate') {
+    try {
+      const cfg = loadConfigFile(args.config);
+      for (const w of cfg.warnings) process.stderr.write(`warning: ${w}\n`);
+      process.stdout.write(`${args.config}: valid\n`);
+      return 0;
+    } catch (err) {
+      process.stderr.write(err instanceof ConfigError ? `${err.message}\n` : `${args.config}: ${(err as Error).message}\n`);
+      return 1;
+    }
+  }
+
+  let collector: Collector;
+  try {
+    collector = new Collector(loadConfigFile(args.config));
+  } catch (err) {
+    process.stderr.write(err instanceof ConfigError ? `${err.message}\n` : `${args.config}: ${(err as Error).message}\n`);
+    return 1;
+  }
+  const log = collector.logger;
+  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled promise rejection (kept running)'));
+  process.on('uncaughtException', (err) => log.error({ err }, 'uncaught exception (kept running)'));
+  try {
+    await collector.start();
+  } catch (err) {
+    log.fatal({ err }, 'collector failed to start');
+    await collector.shutdown().catch(() => undefined);
+    return 1;
+  }
+  return await new Promise<number>((resolve) => {
+    let signalled = false;
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (signalled) {
+        log.warn({ signal: sig }, 'second signal: exiting now');
+        resolve(1);
+        return;
+      }
+      signalled = true;
+      log.info({ signal: sig }, 'shutting down: draining the pipeline');
+      collector.shutdown().then(
+        () => resolve(0),
+        (err) => {
+          log.error({ err }, 'shutdown failed');
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}
+
+main().then(
+  (code) => {
+    // Let pino flush its asynchronous destination before exiting.
+    setImmediate(() => process.exit(code));
+  },
+  (err) => {
+    process.stderr.write(`fatal: ${(err as Error)?.stack ?? err}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,63 @@
+/**
+ * One structured log line every `service.telemetry.summary_interval` with
+ * ingest, export and drop rates per second since the previous line. Read from
+ * the metrics registry, so the hot path pays nothing for it.
+ */
+import type { Logger } from 'pino';
+import type { Telemetry } from './metrics.js';
+
+export class SummaryLogger {
+  private timer: NodeJS.Timeout | undefined;
+  private last = { t: 0, accepted: 0, refused: 0, sent: 0, failed: 0, dropped: 0 };
+
+  constructor(
+    private readonly telemetry: Telemetry,
+    private readonly logger: Logger,
+    private readonly intervalMs: number,
+  ) {}
+
+  start(): void {
+    if (this.intervalMs <= 0) return;
+    this.last.t = Date.now();
+    this.timer = setInterval(() => void this.emit(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  async snapshot() {
+    const t = this.telemetry;
+    return {
+      accepted: await t.total('otelcol_receiver_accepted_spans_total'),
+      refused: await t.total('otelcol_receiver_refused_spans_total'),
+      sent: await t.total('otelcol_exporter_sent_spans_total'),
+      failed: await t.total('otelcol_exporter_send_failed_spans_total'),
+      dropped: await t.total('sidecar_spans_dropped_total'),
+      droppedByReason: await t.droppedByReason(),
+    };
+  }
+
+  async emit(): Promise<void> {
+    const now = Date.now();
+    const s = await this.snapshot();
+    const secs = Math.max(0.001, (now - this.last.t) / 1000);
+    const rate = (cur: number, prev: number) => Math.round(((cur - prev) / secs) * 10) / 10;
+    this.logger.info(
+      {
+        interval_s: Math.round(secs),
+        accepted_spans_per_s: rate(s.accepted, this.last.accepted),
+        refused_spans_per_s: rate(s.refused, this.last.refused),
+        exported_spans_per_s: rate(s.sent, this.last.sent),
+        export_failed_spans_per_s: rate(s.failed, this.last.failed),
+        dropped_spans_per_s: rate(s.dropped, this.last.dropped),
+        totals: { accepted: s.accepted, refused: s.refused, exported: s.sent, dropped: s.droppedByReason },
+        rss_mib: Math.round(process.memoryUsage.rss() / 1048576),
+      },
+      'summary',
+    );
+    this.last = { t: now, accepted: s.accepted, refused: s.refused, sent: s.sent, failed: s.failed, dropped: s.dropped };
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+}
