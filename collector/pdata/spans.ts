@@ -115,7 +115,9 @@ export interface ScanResult {
  * Scans an ExportTraceServiceRequest. Throws WireError when the bytes are not
  * a well-formed request; individually invalid spans are counted in `rejected`.
  */
-export function scanExportRequest(buf: Uint8Array): ScanResult {
+export function scanExportRequest(input: Uint8Array): ScanResult {
+  // Spans keep a reference to a Buffer view of the request (native hex for ids).
+  const buf = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
   const out: ScanResult = { spans: [], rejected: 0, rejectReason: '', bytes: buf.length };
   const r = new WireReader(buf);
   while (!r.done()) {

@@ -345,6 +345,9 @@ const HEX_BYTE: string[] = [];
 for (let i = 0; i < 256; i++) HEX_BYTE.push(HEX[i >> 4] + HEX[i & 15]);
 
 export function toHex(buf: Uint8Array, start = 0, end = buf.length): string {
+  // Buffer's native hex encoder returns a flat string; concatenation would build
+  // a tree of cons-strings that costs ~300 bytes of heap per id held.
+  if (Buffer.isBuffer(buf)) return buf.toString('hex', start, end);
   let s = '';
   for (let i = start; i < end; i++) s += HEX_BYTE[buf[i]];
   return s;
