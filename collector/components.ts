@@ -4,7 +4,9 @@
  */
 import type { ReceiverFactory, ProcessorFactory, ExporterFactory } from './component.js';
 import { otlpReceiverFactory } from '../receivers/otlp/index.js';
+import { batchProcessorFactory } from '../processors/batch/index.js';
+import { memoryLimiterProcessorFactory } from '../processors/memory_limiter/index.js';
 
 export const receiverFactories: ReceiverFactory[] = [otlpReceiverFactory];
-export const processorFactories: ProcessorFactory[] = [];
+export const processorFactories: ProcessorFactory[] = [memoryLimiterProcessorFactory, batchProcessorFactory];
 export const exporterFactories: ExporterFactory[] = [];

@@ -6,7 +6,7 @@ export const GrpcSchema = Type.Object(
     max_recv_msg_size_mib: Type.Number({ default: 4, exclusiveMinimum: 0, maximum: 256, description: 'Largest request accepted, in MiB; larger requests get RESOURCE_EXHAUSTED.' }),
     max_concurrent_streams: Type.Integer({ default: 100, minimum: 1, description: 'HTTP/2 streams per connection.' }),
   },
-  { additionalProperties: false, default: {} },
+  { additionalProperties: false },
 );
 
 export const HttpSchema = Type.Object(
@@ -15,7 +15,7 @@ export const HttpSchema = Type.Object(
     max_request_body_size: Type.Integer({ default: 20 * 1024 * 1024, minimum: 1024, description: 'Largest body accepted in bytes, before and after decompression; larger bodies get 413.' }),
     traces_url_path: Type.String({ default: '/v1/traces', pattern: '^/', description: 'URL path for trace exports.' }),
   },
-  { additionalProperties: false, default: {} },
+  { additionalProperties: false },
 );
 
 export const OtlpReceiverSchema = Type.Object(

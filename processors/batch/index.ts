@@ -1,0 +1,35 @@
+/** Factory for the `batch` processor. */
+import type { ProcessorFactory } from '../../collector/component.js';
+import { parseDuration } from '../../config/duration.js';
+import { BatchConfigSchema, validateBatchConfig, type BatchConfig } from './config.js';
+import { BatchProcessor, type BatchOptions } from './batcher.js';
+import { timersFor } from './timers.js';
+
+export { BatchProcessor, type BatchOptions } from './batcher.js';
+export { BatchConfigSchema, type BatchConfig } from './config.js';
+export { ManualTimers, realTimers, timersFor, type Timers } from './timers.js';
+
+export function batchOptions(c: BatchConfig): BatchOptions {
+  return {
+    sendBatchSize: c.send_batch_size,
+    sendBatchMaxSize: c.send_batch_max_size,
+    sendBatchMaxBytes: c.send_batch_max_bytes,
+    timeoutMs: parseDuration(c.timeout),
+    maxPendingSpans: c.max_pending_spans,
+    maxPendingBytes: c.max_pending_bytes,
+  };
+}
+
+export const batchProcessorFactory: ProcessorFactory<typeof BatchConfigSchema> = {
+  type: 'batch',
+  kind: 'processor',
+  configSchema: BatchConfigSchema,
+  validate: validateBatchConfig,
+  create(settings, config, next) {
+    return new BatchProcessor(settings.id, batchOptions(config), next, {
+      telemetry: settings.telemetry,
+      timers: timersFor(settings.clock),
+      logger: settings.logger,
+    });
+  },
+};
