@@ -103,16 +103,18 @@ async function main(): Promise<number> {
         return;
       }
       signalled = true;
-      log.info({ signal: sig }, 'shutting down: draining the pipeline');
-      collector.shutdown().then(
+      const delay = sig === 'SIGTERM' ? collector.config.service.shutdownDelayMs : 0;
+      log.info({ signal: sig, accept_for_ms: delay }, 'shutting down: draining the pipeline');
+      collector.shutdown(delay).then(
         () => resolve(0),
-        (err) => {
+        (err: unknown) => {
           log.error({ err }, 'shutdown failed');
           resolve(1);
         },
       );
     };
     process.on('SIGTERM', onSignal);
+    process.on('SIGHUP', () => void collector.reloadFromFile());
     process.on('SIGINT', onSignal);
   });
 }

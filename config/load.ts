@@ -89,6 +89,8 @@ export interface LoadedConfig {
       summaryIntervalMs: number;
     };
     shutdownTimeoutMs: number;
+    shutdownDelayMs: number;
+    configWatch: boolean;
   };
   /** Things that are allowed but probably unintended (a component defined and never used), formatted like problems. */
   warnings: string[];
@@ -652,6 +654,8 @@ class Loader {
         summaryIntervalMs: parseDuration(s.telemetry.summary_interval),
       },
       shutdownTimeoutMs: parseDuration(s.shutdown_timeout),
+      shutdownDelayMs: parseDuration(s.shutdown_delay),
+      configWatch: s.config_watch,
     };
   }
 

@@ -79,6 +79,14 @@ export const ServiceSchema = Type.Object(
       { additionalProperties: false, default: {}, description: "The collector's own telemetry." },
     ),
     shutdown_timeout: Duration('10s', 'On SIGTERM/SIGINT, how long exporters get to send what they hold.'),
+    shutdown_delay: Duration(
+      '2s',
+      'On SIGTERM, how long to keep accepting before draining (the application may still be flushing its last spans as it stops). SIGINT skips it.',
+    ),
+    config_watch: Type.Boolean({
+      default: true,
+      description: "Reload the config when its file changes (watches the file's directory, so a Kubernetes ConfigMap symlink swap is seen) and on SIGHUP.",
+    }),
   },
   { additionalProperties: false, description: 'Which components run, and how the collector reports on itself.' },
 );

@@ -25,7 +25,8 @@ export type DropReason =
   | 'buffer_full' // tail-sampling buffer overflow with no room anywhere
   | 'disk_full' // disk budget exhausted
   | 'shutdown' // could not be delivered within the shutdown timeout
-  | 'backend_rejected'; // backend's partial_success rejected_spans
+  | 'backend_rejected' // backend's partial_success rejected_spans
+  | 'export_write_error'; // the file exporter could not write (disk error)
 
 export class Telemetry {
   readonly registry: client.Registry;
