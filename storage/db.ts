@@ -1,0 +1,372 @@
+/**
+ * Opening a SQLite database (better-sqlite3) for the storage layer.
+ *
+ * - WAL journal, `synchronous` NORMAL or FULL, a small page cache and no mmap so
+ *   the file costs little resident memory.
+ * - A `schema_version` table records, per store, the layout version it wrote.
+ * - A corrupt or unreadable file (or one written by a newer layout) is moved
+ *   aside as `<file>.corrupt-<timestamp>` with one error log line and a count in
+ *   `sidecar_storage_corrupt_files_total`, and a fresh file is created: a bad
+ *   file never turns into a crash loop.
+ * - A directory that cannot be created or written is a `StorageError` at open.
+ * - A write that fails for lack of space (ENOSPC, SQLITE_FULL, or the
+ *   `max_page_count` cap derived from the byte budget) becomes a `DiskFullError`;
+ *   nothing is remembered about it here, so the next write simply tries again.
+ *
+ * better-sqlite3 is synchronous: every call blocks the event loop for as long as
+ * SQLite works. Stores keep transactions small (see `maxTxnBytes`), and every
+ * write transaction goes through `StorageDb.write`, which times it into
+ * `sidecar_storage_write_seconds` and keeps the longest one seen.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import Database from 'better-sqlite3';
+import type { Logger } from 'pino';
+import { RetryableError } from '../collector/errors.js';
+import type { Telemetry, Counter, Histogram } from '../collector/telemetry/metrics.js';
+import { systemClock, type Clock } from '../collector/component.js';
+
+export type SyncMode = 'normal' | 'full';
+
+export type StorageErrorCode =
+  | 'ERR_STORAGE_DIR' // directory missing, not a directory, or not writable
+  | 'ERR_STORAGE_OPEN' // the database could not be opened (after moving a bad file aside)
+  | 'ERR_STORAGE_CLOSED' // the store was closed
+  | 'ERR_STORAGE_IO'; // any other SQLite failure
+
+/** A storage failure that is not about space. `code` is stable. */
+export class StorageError extends Error {
+  readonly code: StorageErrorCode;
+  constructor(code: StorageErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StorageError';
+    this.code = code;
+  }
+}
+
+/**
+ * No room: the disk is full (`enospc`) or the configured byte budget would be
+ * exceeded (`max_bytes`). Retryable: space may come back. Callers fall back to
+ * memory-only behaviour and count what they cannot hold.
+ */
+export class DiskFullError extends RetryableError {
+  readonly reason: 'enospc' | 'max_bytes';
+  constructor(reason: 'enospc' | 'max_bytes', message: string, options?: { cause?: unknown }) {
+    super(message, undefined, 'ERR_RETRYABLE', options);
+    this.name = 'DiskFullError';
+    this.reason = reason;
+  }
+}
+
+export interface StoreSchema {
+  /** Name of the store in `schema_version` ('spill', 'queue'). */
+  store: string;
+  version: number;
+  /** Statements creating the store's tables (run once, in one transaction). */
+  create: string[];
+}
+
+export interface OpenOptions {
+  directory: string;
+  /** File name inside `directory`. */
+  file: string;
+  sync: SyncMode;
+  logger: Logger;
+  telemetry: Telemetry;
+  /** Component id, used as the `component` metric label. */
+  component: string;
+  clock?: Clock;
+  /** Hard cap on the database file: `max_page_count` is derived from it (0 = none). */
+  maxFileBytes?: number;
+  /** Page cache in KiB (default 2048). */
+  cacheKiB?: number;
+  /** Page size for a new file (default 16384: several ~5 KB trace bodies per page, ~1.15x file overhead). */
+  pageSize?: number;
+  /** WAL pages written before an automatic checkpoint (default 256: keeps each checkpoint short). */
+  walAutocheckpointPages?: number;
+  /** Run `PRAGMA quick_check` at open (default true; costs a read of the file). */
+  checkOnOpen?: boolean;
+}
+
+const CORRUPT_CODES = new Set(['SQLITE_NOTADB', 'SQLITE_CORRUPT', 'SQLITE_CORRUPT_VTAB', 'SQLITE_CORRUPT_SEQUENCE', 'SQLITE_CORRUPT_INDEX', 'SQLITE_IOERR_SHORT_READ']);
+
+function errCode(err: unknown): string {
+  const c = (err as { code?: unknown } | null)?.code;
+  return typeof c === 'string' ? c : '';
+}
+
+/** True when the error means "no space" (real ENOSPC or the page cap). */
+export function isDiskFull(err: unknown): boolean {
+  const c = errCode(err);
+  return c === 'SQLITE_FULL' || c === 'ENOSPC' || c === 'EDQUOT' || (c.startsWith('SQLITE_IOERR') && /ENOSPC|disk is full|No space/i.test(String((err as Error).message)));
+}
+
+/** Error shape used by the fault-injection hook in tests. */
+export class InjectedFault extends Error {
+  readonly code: string;
+  constructor(code: string) {
+    super(`injected fault ${code}`);
+    this.code = code;
+  }
+}
+
+class CorruptFile extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+interface StorageMetrics {
+  corrupt: Counter;
+  diskFull: Counter;
+  writeSeconds: Histogram;
+}
+
+function storageMetrics(t: Telemetry): StorageMetrics {
+  return {
+    corrupt: t.counter('sidecar_storage_corrupt_files_total', 'Database files found corrupt or unreadable at open and moved aside.', ['component', 'file']),
+    diskFull: t.counter('sidecar_storage_disk_full_total', 'Storage writes refused for lack of space (ENOSPC / SQLITE_FULL / page cap).', ['component', 'file']),
+    writeSeconds: t.histogram('sidecar_storage_write_seconds', 'Duration of one storage write transaction (blocks the event loop).', ['component', 'file'], [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5]),
+  };
+}
+
+/** Checks that `dir` exists (creating it) and that a file can be created in it. */
+export function ensureWritableDirectory(dir: string): void {
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+  } catch (err) {
+    throw new StorageError('ERR_STORAGE_DIR', `storage directory ${dir} cannot be created: ${(err as Error).message}`, { cause: err });
+  }
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(dir);
+  } catch (err) {
+    throw new StorageError('ERR_STORAGE_DIR', `storage directory ${dir} cannot be read: ${(err as Error).message}`, { cause: err });
+  }
+  if (!st.isDirectory()) throw new StorageError('ERR_STORAGE_DIR', `storage directory ${dir} is not a directory`);
+  // access(W_OK) is always true for root; creating a file is the real test
+  // (it fails on a read-only mount or without permission).
+  const probe = path.join(dir, `.write-probe-${process.pid}`);
+  try {
+    fs.closeSync(fs.openSync(probe, 'w'));
+    fs.unlinkSync(probe);
+  } catch (err) {
+    throw new StorageError('ERR_STORAGE_DIR', `storage directory ${dir} is not writable: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+export class StorageDb {
+  readonly db: Database.Database;
+  readonly path: string;
+  readonly sync: SyncMode;
+  readonly pageSize: number;
+  /** Longest write transaction so far, in milliseconds (for benchmarks and logs). */
+  longestWriteMs = 0;
+  /** Longest read call timed through `timeRead`, in milliseconds. */
+  longestReadMs = 0;
+  private readonly diskFullChild: ReturnType<Counter['labels']>;
+  private readonly writeSecondsChild: ReturnType<Histogram['labels']>;
+  private readonly logger: Logger;
+  private closed = false;
+  /** Test hook: called before every write transaction; a returned error is thrown as if SQLite had. */
+  faultHook: (() => Error | undefined) | undefined = undefined;
+
+  private constructor(db: Database.Database, file: string, opts: OpenOptions, m: StorageMetrics) {
+    this.db = db;
+    this.path = file;
+    this.sync = opts.sync;
+    this.logger = opts.logger;
+    this.pageSize = (db.pragma('page_size', { simple: true }) as number) || 4096;
+    this.diskFullChild = m.diskFull.labels(opts.component, opts.file);
+    this.writeSecondsChild = m.writeSeconds.labels(opts.component, opts.file);
+  }
+
+  /**
+   * Opens (or creates) `directory/file` and makes sure `schema` is in place.
+   * Throws StorageError when the directory is unusable or the file cannot be
+   * opened even after moving a bad one aside; DiskFullError when there is no
+   * space to create it.
+   */
+  static open(opts: OpenOptions, schema: StoreSchema): StorageDb {
+    ensureWritableDirectory(opts.directory);
+    const m = storageMetrics(opts.telemetry);
+    const file = path.join(opts.directory, opts.file);
+    const clock = opts.clock ?? systemClock;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const db = openAndPrepare(file, opts, schema);
+        return new StorageDb(db, file, opts, m);
+      } catch (err) {
+        if (isDiskFull(err)) {
+          throw new DiskFullError('enospc', `storage: no space to open ${file}: ${(err as Error).message}`, { cause: err });
+        }
+        const corrupt = err instanceof CorruptFile || CORRUPT_CODES.has(errCode(err)) || (errCode(err) === 'SQLITE_CANTOPEN' && fs.existsSync(file));
+        if (!corrupt) {
+          if (err instanceof StorageError) throw err;
+          throw new StorageError('ERR_STORAGE_OPEN', `storage: cannot open ${file}: ${(err as Error).message}`, { cause: err });
+        }
+        if (attempt > 0) {
+          throw new StorageError('ERR_STORAGE_OPEN', `storage: ${file} is still unusable after moving the bad file aside: ${(err as Error).message}`, { cause: err });
+        }
+        const movedTo = moveAside(file, clock.now());
+        m.corrupt.labels(opts.component, opts.file).inc();
+        opts.logger.error(
+          { component: opts.component, file, movedTo, reason: (err as Error).message },
+          'storage: database file is corrupt or unreadable; moved it aside and starting with an empty one (its contents are lost)',
+        );
+      }
+    }
+  }
+
+  /**
+   * Runs a write transaction function (made with `db.transaction`) and maps
+   * failures: no space -> DiskFullError, anything else -> StorageError.
+   */
+  write<A extends unknown[], R>(txn: (...args: A) => R, ...args: A): R {
+    if (this.closed) throw new StorageError('ERR_STORAGE_CLOSED', `storage: ${this.path} is closed`);
+    const t0 = performance.now();
+    try {
+      const fault = this.faultHook?.();
+      if (fault !== undefined) throw fault;
+      try {
+        return txn(...args);
+      } catch (err) {
+        // Out of space: the WAL may hold space that a checkpoint gives back to the
+        // filesystem (it is truncated afterwards). Try that once, then retry once.
+        if (!isDiskFull(err) || !this.checkpointTruncate()) throw err;
+        return txn(...args);
+      }
+    } catch (err) {
+      throw this.mapError(err);
+    } finally {
+      const ms = performance.now() - t0;
+      if (ms > this.longestWriteMs) this.longestWriteMs = ms;
+      this.writeSecondsChild.observe(ms / 1000);
+    }
+  }
+
+  /** Copies the WAL into the main file and truncates it. False when it could not complete. */
+  checkpointTruncate(): boolean {
+    try {
+      const r = this.db.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number }>;
+      return r.length > 0 && r[0].busy === 0;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Times a read call (they block the loop too) and maps failures. */
+  read<R>(fn: () => R): R {
+    if (this.closed) throw new StorageError('ERR_STORAGE_CLOSED', `storage: ${this.path} is closed`);
+    const t0 = performance.now();
+    try {
+      return fn();
+    } catch (err) {
+      throw this.mapError(err);
+    } finally {
+      const ms = performance.now() - t0;
+      if (ms > this.longestReadMs) this.longestReadMs = ms;
+    }
+  }
+
+  private mapError(err: unknown): Error {
+    if (err instanceof DiskFullError || err instanceof StorageError) return err;
+    if (isDiskFull(err)) {
+      this.diskFullChild.inc();
+      return new DiskFullError('enospc', `storage: no space left writing ${this.path}: ${(err as Error).message}`, { cause: err });
+    }
+    return new StorageError('ERR_STORAGE_IO', `storage: ${this.path}: ${(err as Error).message}`, { cause: err });
+  }
+
+  /** Bytes the database occupies on disk: main file plus WAL. */
+  fileBytes(): number {
+    let n = 0;
+    for (const f of [this.path, this.path + '-wal']) {
+      try {
+        n += fs.statSync(f).size;
+      } catch {
+        /* absent */
+      }
+    }
+    return n;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      // A clean close checkpoints the WAL into the main file and removes it.
+      this.db.close();
+    } catch (err) {
+      this.logger.warn({ file: this.path, err: (err as Error).message }, 'storage: error closing database');
+    }
+  }
+}
+
+function openAndPrepare(file: string, opts: OpenOptions, schema: StoreSchema): Database.Database {
+  const db = new Database(file);
+  try {
+    const pageSize = opts.pageSize ?? 16384;
+    // page_size only takes effect on an empty file (before WAL is set).
+    db.pragma(`page_size = ${pageSize | 0}`);
+    // Reading journal_mode reads the header: a file that is not a database fails here (SQLITE_NOTADB).
+    const mode = db.pragma('journal_mode = WAL', { simple: true });
+    if (String(mode).toLowerCase() !== 'wal') throw new StorageError('ERR_STORAGE_OPEN', `storage: ${file}: cannot use WAL journal (got ${String(mode)})`);
+    db.pragma(`synchronous = ${opts.sync === 'full' ? 'FULL' : 'NORMAL'}`);
+    db.pragma(`cache_size = -${Math.max(256, (opts.cacheKiB ?? 2048) | 0)}`);
+    db.pragma('mmap_size = 0');
+    db.pragma('temp_store = FILE');
+    db.pragma(`wal_autocheckpoint = ${Math.max(16, (opts.walAutocheckpointPages ?? 256) | 0)}`);
+    // After a checkpoint the WAL is truncated to at most this size.
+    db.pragma(`journal_size_limit = ${4 * 1024 * 1024}`);
+    if (opts.maxFileBytes !== undefined && opts.maxFileBytes > 0) {
+      const ps = db.pragma('page_size', { simple: true }) as number;
+      db.pragma(`max_page_count = ${Math.max(64, Math.ceil(opts.maxFileBytes / ps))}`);
+    }
+    if (opts.checkOnOpen ?? true) {
+      const r = db.pragma('quick_check(1)', { simple: true });
+      if (r !== 'ok') throw new CorruptFile(`quick_check: ${String(r)}`);
+    }
+    db.exec('CREATE TABLE IF NOT EXISTS schema_version (store TEXT PRIMARY KEY, version INTEGER NOT NULL)');
+    const row = db.prepare('SELECT version FROM schema_version WHERE store = ?').pluck().get(schema.store) as number | undefined;
+    if (row === undefined) {
+      db.transaction(() => {
+        for (const sql of schema.create) db.exec(sql);
+        db.prepare('INSERT INTO schema_version (store, version) VALUES (?, ?)').run(schema.store, schema.version);
+      })();
+    } else if (row !== schema.version) {
+      // Only version 1 exists; a different number was written by another build.
+      throw new CorruptFile(`store ${schema.store} has layout version ${row}, this build reads version ${schema.version}`);
+    }
+    return db;
+  } catch (err) {
+    try {
+      db.close();
+    } catch {
+      /* already unusable */
+    }
+    throw err;
+  }
+}
+
+/** Renames a bad database (and its WAL) aside; returns the new name. */
+function moveAside(file: string, nowMs: number): string {
+  const stamp = new Date(nowMs).toISOString().replace(/[:.]/g, '-');
+  let target = `${file}.corrupt-${stamp}`;
+  for (let i = 1; fs.existsSync(target); i++) target = `${file}.corrupt-${stamp}-${i}`;
+  try {
+    fs.renameSync(file, target);
+    // Keep the WAL next to it under the name SQLite would look for, for forensics.
+    if (fs.existsSync(file + '-wal')) fs.renameSync(file + '-wal', target + '-wal');
+    fs.rmSync(file + '-shm', { force: true });
+    fs.rmSync(file + '-journal', { force: true });
+  } catch (err) {
+    throw new StorageError('ERR_STORAGE_OPEN', `storage: ${file} is corrupt and could not be moved aside: ${(err as Error).message}`, { cause: err });
+  }
+  return target;
+}
