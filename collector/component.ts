@@ -19,8 +19,12 @@ export const systemClock: Clock = { now: () => Date.now() };
 
 export interface Component {
   start(): Promise<void>;
-  /** Drains and releases resources. Safe to call more than once, and before start. */
-  shutdown(): Promise<void>;
+  /**
+   * Drains and releases resources. Safe to call more than once, and before
+   * start. `timeoutMs` is the time it has to hand on what it holds; past it,
+   * a component gives up and counts what is left as dropped (reason `shutdown`).
+   */
+  shutdown(timeoutMs?: number): Promise<void>;
 }
 
 export interface CreateSettings {

@@ -6,13 +6,15 @@ import type { ReceiverFactory, ProcessorFactory, ExporterFactory } from './compo
 import { otlpReceiverFactory } from '../receivers/otlp/index.js';
 import { batchProcessorFactory } from '../processors/batch/index.js';
 import { memoryLimiterProcessorFactory } from '../processors/memory_limiter/index.js';
+import { tailSamplingProcessorFactory } from '../processors/tail_sampling/index.js';
+import { normalizeProcessorFactory } from '../processors/normalize/index.js';
 import { otlpExporterFactory } from '../exporters/otlp/index.js';
 import { otlpHttpExporterFactory } from '../exporters/otlphttp/index.js';
 import { fileExporterFactory } from '../exporters/file/index.js';
 import { debugExporterFactory } from '../exporters/debug/index.js';
 
 export const receiverFactories: ReceiverFactory[] = [otlpReceiverFactory];
-export const processorFactories: ProcessorFactory[] = [memoryLimiterProcessorFactory, batchProcessorFactory];
+export const processorFactories: ProcessorFactory[] = [memoryLimiterProcessorFactory, batchProcessorFactory, tailSamplingProcessorFactory, normalizeProcessorFactory];
 export const exporterFactories: ExporterFactory[] = [
   otlpExporterFactory,
   otlpHttpExporterFactory,

@@ -236,7 +236,7 @@ export class Service {
       timer = setTimeout(() => resolve('timeout'), remaining);
     });
     try {
-      const r = await Promise.race([b.component.shutdown().then(() => 'ok' as const), timeout]);
+      const r = await Promise.race([b.component.shutdown(remaining).then(() => 'ok' as const), timeout]);
       if (r === 'timeout') this.logger.warn({ component: b.id }, 'component did not finish shutting down within service.shutdown_timeout');
     } catch (err) {
       this.logger.error({ err, component: b.id }, 'component failed to shut down cleanly');

@@ -327,6 +327,8 @@ describe('good config files', () => {
       pipelines: { traces: { receivers: ['otlp'], processors: ['batch'], exporters: ['file'] } },
       telemetry: { logs: { level: 'info' }, metrics: { address: '127.0.0.1:8888' }, summaryIntervalMs: 60_000 },
       shutdownTimeoutMs: 10_000,
+      shutdownDelayMs: 2_000,
+      configWatch: true,
     });
     expect(cfg.warnings).toEqual([]);
     expect(cfg.file).toBe('config.yaml');

@@ -26,7 +26,8 @@ export type DropReason =
   | 'disk_full' // disk budget exhausted
   | 'shutdown' // could not be delivered within the shutdown timeout
   | 'backend_rejected' // backend's partial_success rejected_spans
-  | 'export_write_error'; // the file exporter could not write (disk error)
+  | 'export_write_error' // the file exporter could not write (disk error)
+  | 'normalize_failed'; // normalize: nested data could not be decoded (dropped so nothing leaves unredacted)
 
 export class Telemetry {
   readonly registry: client.Registry;
