@@ -1,0 +1,716 @@
+/**
+ * The tail_sampling processor: buffers spans by trace id, decides each trace
+ * once (after decision_wait, sooner after its root span when configured, at
+ * once when it grows past maximum_trace_size_bytes, early when the buffer is
+ * full), forwards kept traces and counts everything else.
+ *
+ * One ticker walks time-ordered buckets (bucket = ceil(due / tick)); a trace
+ * sits in the bucket of its due time, and moving it earlier (root span) just
+ * appends it to the earlier bucket: the stale entry is skipped because
+ * `trace.bucket` no longer names that bucket. No timer per trace.
+ */
+import { LRUCache } from 'lru-cache';
+import type { Component, CreateSettings } from '../../collector/component.js';
+import type { TracesConsumer } from '../../collector/consumer.js';
+import { CollectorError, RetryableError } from '../../collector/errors.js';
+import type { Span } from '../../collector/pdata/spans.js';
+import { encodeKeyValue, setSpanAttributes, setSpanTraceState, spanTraceState, type AttrValue } from '../../collector/pdata/attributes.js';
+import { WireWriter } from '../../collector/pdata/wire.js';
+import { AttrKey, findSpanAttr } from './attrs.js';
+import type { Counter, Histogram, Gauge, DropReason } from '../../collector/telemetry/metrics.js';
+import { parseDuration } from '../../config/duration.js';
+import type { TailSamplingConfig } from './config.js';
+import {
+  compilePolicy,
+  DECISION_NAMES,
+  DROPPED,
+  INVERT_NOT_SAMPLED,
+  INVERT_SAMPLED,
+  NOT_SAMPLED,
+  SAMPLED,
+  type Decision,
+  type Evaluator,
+} from './policies.js';
+import { MemoryTraceStore, SPAN_OVERHEAD_BYTES, type PendingTrace, type TraceStore } from './store.js';
+import { adjustedCount, incomingThreshold, MAX_TH, thresholdForProbability, withThreshold } from './tracestate.js';
+
+/** Spans handed to the next stage per consume call at most. */
+const FORWARD_CHUNK = 8192;
+/** Retries (one per tick) of a batch the next stage refused with a retryable error. */
+export const FORWARD_RETRIES = 5;
+
+export const ATTR_POLICY = 'tailsampling.policy';
+export const ATTR_COMPOSITE_POLICY = 'tailsampling.composite_policy';
+export const ATTR_SAMPLE_RATE = 'SampleRate';
+export const ATTR_DRY_RUN_DECISION = 'tailsampling.dry_run.decision';
+export const ATTR_DRY_RUN_POLICY = 'tailsampling.dry_run.policy';
+
+const KEY_POLICY = new AttrKey(ATTR_POLICY);
+const KEY_COMPOSITE = new AttrKey(ATTR_COMPOSITE_POLICY);
+const KEY_SAMPLE_RATE = new AttrKey(ATTR_SAMPLE_RATE);
+
+function encodeAttrs(attrs: Record<string, AttrValue>): Uint8Array {
+  const w = new WireWriter(128);
+  for (const k of Object.keys(attrs)) encodeKeyValue(w, 9, k, attrs[k]);
+  return w.finish();
+}
+
+/**
+ * Appends pre-encoded span attributes (field 9) to a span: one exact-size
+ * copy. Falls back to setSpanAttributes (which replaces existing keys) when
+ * the span already carries one of the keys.
+ */
+function appendAttrs(span: Span, encoded: Uint8Array, attrs: () => Record<string, AttrValue>, hasRate: boolean, hasSub: boolean): void {
+  if (findSpanAttr(span, KEY_POLICY) >= 0 || (hasRate && findSpanAttr(span, KEY_SAMPLE_RATE) >= 0) || (hasSub && findSpanAttr(span, KEY_COMPOSITE) >= 0)) {
+    setSpanAttributes(span, attrs());
+    return;
+  }
+  const b = new Uint8Array(span.len + encoded.length);
+  b.set(span.buf.subarray(span.off, span.off + span.len), 0);
+  b.set(encoded, span.len);
+  span.setBytes(b);
+}
+
+export type DecisionReason = 'decision_wait' | 'root_received' | 'too_large' | 'buffer_full' | 'shutdown';
+
+/** A decision as remembered for late spans (decision cache) and used to stamp spans. */
+export interface DecisionRecord {
+  /** Final decision: SAMPLED, NOT_SAMPLED or DROPPED. */
+  readonly decision: Decision;
+  /** Policy that decided (the first that sampled, or the drop policy); '' when none. */
+  readonly policy: string;
+  readonly compositeSub: string | undefined;
+  /** Keep probability: 1, a known probability, or NaN when unknown. */
+  readonly p: number;
+  /** True when the randomness behind p is OTEP 235's R (thresholds nest: max), false for an independent hash (product). */
+  readonly consistent: boolean;
+  readonly decidedAt: number;
+  /** tailsampling.policy (and composite_policy) encoded once, on first use. */
+  encoded?: Uint8Array;
+}
+
+interface CompiledPolicy {
+  readonly name: string;
+  readonly eval: Evaluator;
+}
+
+interface RetryEntry {
+  spans: Span[];
+  attempts: number;
+  notBefore: number;
+  bytes: number;
+}
+
+function chunkBytes(spans: Span[]): number {
+  let n = 0;
+  for (let i = 0; i < spans.length; i++) n += spans[i].len + SPAN_OVERHEAD_BYTES;
+  return n;
+}
+
+export interface TailSamplingDeps {
+  /** Replaces the in-memory trace buffer (the disk-spill seam). */
+  store?: TraceStore;
+}
+
+export class TailSamplingProcessor implements Component, TracesConsumer {
+  readonly mutatesData = true;
+
+  private readonly id: string;
+  private readonly settings: CreateSettings;
+  private readonly next: TracesConsumer;
+  private readonly store: TraceStore;
+  private readonly policies: CompiledPolicy[];
+  private readonly waitMs: number;
+  private readonly rootWaitMs: number;
+  private readonly tickMs: number;
+  private readonly numTraces: number;
+  private readonly maxBytes: number;
+  private readonly maxTraceBytes: number;
+  private readonly firstMatch: boolean;
+  private readonly dryRun: boolean;
+  private readonly dropPendingOnShutdown: boolean;
+  private readonly sampledCache: LRUCache<string, DecisionRecord> | undefined;
+  private readonly notSampledCache: LRUCache<string, DecisionRecord> | undefined;
+
+  private readonly buckets = new Map<number, PendingTrace[]>();
+  private nextBucket = Infinity;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private shutdownPromise: Promise<void> | undefined;
+  private readonly inflight = new Set<Promise<void>>();
+  private retryQueue: RetryEntry[] = [];
+  private retryBytes = 0;
+  private warnedThisTick = false;
+
+  // Per-decision scratch results of makeDecision (no allocation per trace).
+  private decPolicy = -1;
+  private decP = 1;
+  private decConsistent = false;
+  private decSub: string | undefined = undefined;
+
+  // Aggregated per-policy counts, flushed to prom-client once per tick: [policy][decision] traces and spans.
+  private readonly policyTraces: Float64Array;
+  private readonly policySpans: Float64Array;
+  private readonly policyTraceChildren: Array<ReturnType<Counter['labels']> | undefined>;
+  private readonly policySpanChildren: Array<ReturnType<Counter['labels']> | undefined>;
+  private evalErrors = 0;
+  // Spans counted as dropped since the last flush (one telemetry.drop call per reason per flush).
+  private droppedSampledOut = 0;
+  private droppedPolicy = 0;
+  private readonly latencyByReason: Record<DecisionReason, ReturnType<Histogram['labels']>>;
+
+  private readonly m: {
+    globalTraces: Record<'sampled' | 'not_sampled' | 'dropped', ReturnType<Counter['labels']>>;
+    globalSpans: Record<'sampled' | 'not_sampled' | 'dropped', ReturnType<Counter['labels']>>;
+    early: Record<'buffer_full' | 'too_large', ReturnType<Counter['labels']>>;
+    cacheSampled: ReturnType<Counter['labels']>;
+    cacheNotSampled: ReturnType<Counter['labels']>;
+    newTraces: ReturnType<Counter['labels']>;
+    evalErrors: ReturnType<Counter['labels']>;
+    forwardRetries: ReturnType<Counter['labels']>;
+    latency: Histogram;
+    lateAge: ReturnType<Histogram['labels']>;
+    tickLatency: ReturnType<Histogram['labels']>;
+    traces: ReturnType<Gauge['labels']>;
+    spans: ReturnType<Gauge['labels']>;
+    bytes: ReturnType<Gauge['labels']>;
+  };
+
+  constructor(settings: CreateSettings, cfg: TailSamplingConfig, next: TracesConsumer, deps: TailSamplingDeps = {}) {
+    this.settings = settings;
+    this.id = settings.id;
+    this.next = next;
+    this.store = deps.store ?? new MemoryTraceStore();
+    this.waitMs = parseDuration(cfg.decision_wait);
+    this.rootWaitMs = parseDuration(cfg.decision_wait_after_root_received);
+    this.tickMs = Math.max(1, parseDuration(cfg.tick_interval));
+    this.numTraces = cfg.num_traces;
+    this.maxBytes = cfg.buffer.max_bytes;
+    this.maxTraceBytes = cfg.maximum_trace_size_bytes;
+    this.firstMatch = cfg.sample_on_first_match;
+    this.dryRun = cfg.dry_run;
+    this.dropPendingOnShutdown = cfg.drop_pending_traces_on_shutdown;
+    const sc = cfg.decision_cache.sampled_cache_size;
+    const nc = cfg.decision_cache.non_sampled_cache_size;
+    this.sampledCache = sc > 0 ? new LRUCache({ max: sc }) : undefined;
+    this.notSampledCache = nc > 0 ? new LRUCache({ max: nc }) : undefined;
+
+    // Drop policies first: a Dropped answer wins and stops evaluation (as in the Collector).
+    const ordered = [...cfg.policies.filter((p) => p.type === 'drop'), ...cfg.policies.filter((p) => p.type !== 'drop')];
+    this.policies = ordered.map((p) => ({ name: p.name, eval: compilePolicy(p) }));
+
+    const t = settings.telemetry;
+    const P = 'otelcol_processor_tail_sampling_';
+    const n = this.policies.length;
+    this.policyTraces = new Float64Array(n * 6);
+    this.policySpans = new Float64Array(n * 6);
+    const perPolicyTraces = t.counter(P + 'count_traces_sampled_total', 'Traces per policy and the decision the policy gave.', ['processor', 'policy', 'sampled', 'decision']);
+    const perPolicySpans = t.counter(P + 'count_spans_sampled_total', 'Spans of the traces per policy and the decision the policy gave.', ['processor', 'policy', 'sampled', 'decision']);
+    this.policyTraceChildren = new Array(n * 6).fill(undefined);
+    this.policySpanChildren = new Array(n * 6).fill(undefined);
+    for (let i = 0; i < n; i++) {
+      for (const d of [SAMPLED, NOT_SAMPLED, INVERT_SAMPLED, INVERT_NOT_SAMPLED, DROPPED] as const) {
+        const name = DECISION_NAMES[d];
+        const sampled = d === SAMPLED || d === INVERT_SAMPLED ? 'true' : 'false';
+        this.policyTraceChildren[i * 6 + d] = perPolicyTraces.labels(this.id, this.policies[i].name, sampled, name);
+        this.policySpanChildren[i * 6 + d] = perPolicySpans.labels(this.id, this.policies[i].name, sampled, name);
+      }
+    }
+    const gTraces = t.counter(P + 'global_count_traces_sampled_total', 'Final decisions on traces.', ['processor', 'sampled', 'decision']);
+    const gSpans = t.counter(P + 'global_count_spans_sampled_total', 'Spans of decided traces, by final decision.', ['processor', 'sampled', 'decision']);
+    const early = t.counter(P + 'traces_decided_early_total', 'Traces decided before their wait was over, by reason.', ['processor', 'reason']);
+    const cache = t.counter(
+      P + 'early_releases_from_cache_decision_total',
+      'Late spans that followed a cached decision (forwarded when sampled=true, dropped when false).',
+      ['processor', 'sampled'],
+    );
+    const latency = t.histogram(
+      P + 'sampling_decision_latency_seconds',
+      'Time from the first span of a trace to its decision, by what triggered the decision.',
+      ['processor', 'reason'],
+      [0.1, 0.5, 1, 2, 5, 10, 15, 20, 30, 45, 60, 120],
+    );
+    this.latencyByReason = {
+      decision_wait: latency.labels(this.id, 'decision_wait'),
+      root_received: latency.labels(this.id, 'root_received'),
+      too_large: latency.labels(this.id, 'too_large'),
+      buffer_full: latency.labels(this.id, 'buffer_full'),
+      shutdown: latency.labels(this.id, 'shutdown'),
+    };
+    this.m = {
+      globalTraces: {
+        sampled: gTraces.labels(this.id, 'true', 'sampled'),
+        not_sampled: gTraces.labels(this.id, 'false', 'not_sampled'),
+        dropped: gTraces.labels(this.id, 'false', 'dropped'),
+      },
+      globalSpans: {
+        sampled: gSpans.labels(this.id, 'true', 'sampled'),
+        not_sampled: gSpans.labels(this.id, 'false', 'not_sampled'),
+        dropped: gSpans.labels(this.id, 'false', 'dropped'),
+      },
+      early: { buffer_full: early.labels(this.id, 'buffer_full'), too_large: early.labels(this.id, 'too_large') },
+      cacheSampled: cache.labels(this.id, 'true'),
+      cacheNotSampled: cache.labels(this.id, 'false'),
+      newTraces: t.counter(P + 'new_trace_id_received_total', 'Traces started in the buffer.', ['processor']).labels(this.id),
+      evalErrors: t.counter(P + 'sampling_policy_evaluation_error_total', 'Policy evaluations that failed (counted, policy skipped).', ['processor']).labels(this.id),
+      forwardRetries: t.counter(P + 'forward_retries_total', 'Batches of kept spans re-sent after the next stage refused them.', ['processor']).labels(this.id),
+      latency,
+      lateAge: t
+        .histogram(P + 'sampling_late_span_age_seconds', 'Time between a trace decision and a late span of it.', ['processor'], [1, 5, 10, 30, 60, 120, 300, 600, 1800])
+        .labels(this.id),
+      tickLatency: t
+        .histogram(P + 'sampling_decision_timer_latency_seconds', 'Duration of one decision tick.', ['processor'], [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1])
+        .labels(this.id),
+      traces: t.gauge(P + 'sampling_traces_on_memory', 'Traces buffered awaiting a decision.', ['processor']).labels(this.id),
+      spans: t.gauge(P + 'sampling_spans_on_memory', 'Spans buffered awaiting a decision.', ['processor']).labels(this.id),
+      bytes: t.gauge(P + 'sampling_bytes_on_memory', 'Accounted bytes of buffered spans (encoded size plus fixed overheads).', ['processor']).labels(this.id),
+    };
+  }
+
+  async start(): Promise<void> {
+    if (this.timer !== undefined || this.stopped) return;
+    this.timer = setInterval(() => {
+      this.tick().catch((err: unknown) => this.settings.logger.error({ err }, 'tail_sampling tick failed'));
+    }, this.tickMs);
+    this.timer.unref();
+    this.settings.logger.info({ component: this.id, policies: this.policies.length }, 'tail_sampling started');
+  }
+
+  /** Traces currently buffered (tests, benchmarks). */
+  get pendingTraces(): number {
+    return this.store.traceCount;
+  }
+
+  async consume(spans: Span[]): Promise<void> {
+    if (this.stopped) throw new RetryableError(`${this.id}: shutting down`, undefined, 'ERR_SHUTTING_DOWN');
+    if (this.retryBytes > this.maxBytes / 2) {
+      // Kept traces are piling up because the next stage refuses them: push back instead of buffering more.
+      throw new RetryableError(`${this.id}: the next stage is refusing data; retry later`, this.tickMs);
+    }
+    const now = this.settings.clock.now();
+    const store = this.store;
+    const out: Span[] = [];
+    let oversize: PendingTrace[] | undefined;
+    let lateNotSampled = 0;
+    let lateSampled = 0;
+    let newTraces = 0;
+    for (let i = 0; i < spans.length; i++) {
+      const span = spans[i];
+      const id = span.traceId;
+      let t = store.get(id);
+      if (t === undefined) {
+        const rec = this.sampledCache?.get(id) ?? this.notSampledCache?.get(id);
+        if (rec !== undefined) {
+          this.m.lateAge.observe((now - rec.decidedAt) / 1000);
+          if (rec.decision === SAMPLED || this.dryRun) {
+            this.stamp(span, rec);
+            out.push(span);
+            lateSampled++;
+          } else lateNotSampled++;
+          continue;
+        }
+        t = store.add(id, span, now);
+        this.schedule(t, now + this.waitMs, false);
+        newTraces++;
+      } else store.add(id, span, now);
+      if (!span.hasParent && this.rootWaitMs > 0 && !t.hasRoot) {
+        t.hasRoot = true;
+        const due = now + this.rootWaitMs;
+        if (Math.ceil(due / this.tickMs) < t.bucket) this.schedule(t, due, true);
+      }
+      if (this.maxTraceBytes > 0 && t.encodedBytes > this.maxTraceBytes) (oversize ??= []).push(t);
+    }
+    if (oversize !== undefined) {
+      for (const t of oversize) {
+        if (t.done) continue;
+        this.m.early.too_large.inc();
+        this.decide(t, 'too_large', now, out);
+      }
+    }
+    while (store.traceCount > this.numTraces || store.bytes > this.maxBytes) {
+      const oldest = store.oldest();
+      if (oldest === undefined) break;
+      this.m.early.buffer_full.inc();
+      this.decide(oldest, 'buffer_full', now, out);
+    }
+    if (this.droppedSampledOut > 0 || this.droppedPolicy > 0) this.flushDrops();
+    if (newTraces > 0) this.m.newTraces.inc(newTraces);
+    if (lateSampled > 0) this.m.cacheSampled.inc(lateSampled);
+    if (lateNotSampled > 0) {
+      this.m.cacheNotSampled.inc(lateNotSampled);
+      this.settings.telemetry.drop(this.id, 'late_not_sampled', lateNotSampled);
+    }
+    this.updateGauges();
+    if (out.length > 0) await this.forward(out, 0);
+  }
+
+  /**
+   * Decides every trace whose bucket is due, retries refused batches that
+   * are due, and flushes metrics. The ticker calls it; tests call it with a
+   * fake clock. Resolves when the kept spans it forwarded are settled.
+   */
+  async tick(): Promise<void> {
+    const started = performance.now();
+    const now = this.settings.clock.now();
+    const out: Span[] = [];
+    this.warnedThisTick = false;
+    this.decideDue(now, out);
+    const work: Array<Promise<void>> = [];
+    if (out.length > 0) work.push(this.forward(out, 0));
+    if (this.retryQueue.length > 0) work.push(this.retryDue(now));
+    this.flushMetrics();
+    this.updateGauges();
+    this.m.tickLatency.observe((performance.now() - started) / 1000);
+    await Promise.all(work);
+  }
+
+  async shutdown(): Promise<void> {
+    if (this.shutdownPromise !== undefined) return this.shutdownPromise;
+    this.stopped = true;
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+    this.shutdownPromise = this.drainForShutdown();
+    return this.shutdownPromise;
+  }
+
+  private async drainForShutdown(): Promise<void> {
+    const now = this.settings.clock.now();
+    const out: Span[] = [];
+    const pending = [...this.store.values()];
+    if (this.dropPendingOnShutdown) {
+      let n = 0;
+      for (const t of pending) {
+        this.store.take(t.id);
+        t.done = true;
+        n += t.spanCount;
+      }
+      this.settings.telemetry.drop(this.id, 'shutdown', n);
+    } else {
+      for (const t of pending) this.decide(t, 'shutdown', now, out);
+    }
+    this.buckets.clear();
+    const work: Array<Promise<void>> = [];
+    if (out.length > 0) work.push(this.forward(out, FORWARD_RETRIES));
+    const retries = this.retryQueue;
+    this.retryQueue = [];
+    this.retryBytes = 0;
+    for (const r of retries) work.push(this.forward(r.spans, FORWARD_RETRIES));
+    await Promise.all(work);
+    while (this.inflight.size > 0) await Promise.all([...this.inflight]);
+    this.flushMetrics();
+    this.updateGauges();
+  }
+
+  // ------------------------------------------------------------------ scheduling
+
+  private schedule(t: PendingTrace, dueMs: number, byRoot: boolean): void {
+    const b = Math.ceil(dueMs / this.tickMs);
+    t.bucket = b;
+    t.dueByRoot = byRoot;
+    let list = this.buckets.get(b);
+    if (list === undefined) {
+      list = [];
+      this.buckets.set(b, list);
+    }
+    list.push(t);
+    if (b < this.nextBucket) this.nextBucket = b;
+  }
+
+  private decideDue(now: number, out: Span[]): void {
+    if (this.buckets.size === 0) return;
+    const nowB = Math.floor(now / this.tickMs);
+    if (nowB < this.nextBucket) return;
+    if (nowB - this.nextBucket > 4 * this.buckets.size + 64) {
+      // The clock jumped far ahead: visit only existing buckets.
+      const keys = [...this.buckets.keys()].filter((k) => k <= nowB).sort((a, b) => a - b);
+      for (const k of keys) this.decideBucket(k, now, out);
+    } else {
+      for (let b = this.nextBucket; b <= nowB; b++) this.decideBucket(b, now, out);
+    }
+    this.nextBucket = this.buckets.size > 0 ? nowB + 1 : Infinity;
+  }
+
+  private decideBucket(b: number, now: number, out: Span[]): void {
+    const list = this.buckets.get(b);
+    if (list === undefined) return;
+    this.buckets.delete(b);
+    for (let i = 0; i < list.length; i++) {
+      const t = list[i];
+      if (t.done || t.bucket !== b) continue;
+      this.decide(t, t.dueByRoot ? 'root_received' : 'decision_wait', now, out);
+    }
+  }
+
+  // ------------------------------------------------------------------ deciding
+
+  /** Decides one buffered trace: takes it out of the store, forwards (into `out`) or counts its spans. */
+  private decide(t: PendingTrace, reason: DecisionReason, now: number, out: Span[]): void {
+    const taken = this.store.take(t.id) ?? t;
+    taken.done = true;
+    t.done = true;
+    const d = this.makeDecision(taken, now);
+    const rec: DecisionRecord = {
+      decision: d,
+      policy: this.decPolicy >= 0 ? this.policies[this.decPolicy].name : '',
+      compositeSub: this.decSub,
+      p: this.decP,
+      consistent: this.decConsistent,
+      decidedAt: now,
+    };
+    this.latencyByReason[reason].observe((now - taken.firstMs) / 1000);
+    const spans = taken.spans;
+    const n = spans.length;
+    const kind = d === SAMPLED ? 'sampled' : d === DROPPED ? 'dropped' : 'not_sampled';
+    this.m.globalTraces[kind].inc();
+    this.m.globalSpans[kind].inc(n);
+    if (d === SAMPLED) this.sampledCache?.set(t.id, rec);
+    else this.notSampledCache?.set(t.id, rec);
+    if (d === SAMPLED || this.dryRun) {
+      for (let i = 0; i < n; i++) {
+        this.stamp(spans[i], rec);
+        out.push(spans[i]);
+      }
+    } else {
+      if (d === DROPPED) this.droppedPolicy += n;
+      else this.droppedSampledOut += n;
+    }
+    taken.spans = [];
+  }
+
+  /**
+   * The Collector's makeDecision: Dropped wins; then InvertNotSampled (not
+   * sampled); then Sampled; then InvertSampled when no policy said
+   * NotSampled; else not sampled. Also works out the keep probability.
+   */
+  private makeDecision(t: PendingTrace, now: number): Decision {
+    const policies = this.policies;
+    const n = policies.length;
+    let dropIdx = -1;
+    let sampledIdx = -1;
+    let invSampledIdx = -1;
+    let anyNot = false;
+    let anyInvNot = false;
+    let certain = false;
+    let unknown = false;
+    let randomCount = 0;
+    let randomP = 1;
+    let randomConsistent = false;
+    let stoppedEarly = false;
+    let sub: string | undefined;
+    for (let i = 0; i < n; i++) {
+      const ev = policies[i].eval;
+      let d: Decision;
+      try {
+        d = ev.evaluate(t, now);
+      } catch {
+        this.evalErrors++;
+        continue;
+      }
+      this.policyTraces[i * 6 + d]++;
+      this.policySpans[i * 6 + d] += t.spanCount;
+      if (d === DROPPED) {
+        dropIdx = i;
+        break;
+      }
+      if (d === SAMPLED || d === INVERT_SAMPLED) {
+        if (d === SAMPLED && sampledIdx < 0) {
+          sampledIdx = i;
+          sub = ev.lastSub;
+        }
+        if (d === INVERT_SAMPLED && invSampledIdx < 0) invSampledIdx = i;
+        const p = d === INVERT_SAMPLED ? 1 : ev.lastP;
+        if (p === 1) certain = true;
+        else if (Number.isNaN(p)) unknown = true;
+        else {
+          randomCount++;
+          randomP = p;
+          randomConsistent = ev.lastConsistent;
+        }
+      } else if (d === NOT_SAMPLED) anyNot = true;
+      else if (d === INVERT_NOT_SAMPLED) anyInvNot = true;
+      if (this.firstMatch && d === SAMPLED) {
+        stoppedEarly = i < n - 1;
+        break;
+      }
+    }
+    this.decSub = undefined;
+    this.decConsistent = false;
+    if (dropIdx >= 0) {
+      this.decPolicy = dropIdx;
+      this.decP = 1;
+      return DROPPED;
+    }
+    let final: Decision = NOT_SAMPLED;
+    this.decPolicy = -1;
+    if (anyInvNot) final = NOT_SAMPLED;
+    else if (sampledIdx >= 0) {
+      final = SAMPLED;
+      this.decPolicy = sampledIdx;
+      this.decSub = sub;
+    } else if (invSampledIdx >= 0 && !anyNot) {
+      final = SAMPLED;
+      this.decPolicy = invSampledIdx;
+    }
+    if (certain) this.decP = 1;
+    else if (unknown || randomCount !== 1 || stoppedEarly) this.decP = NaN;
+    else {
+      this.decP = randomP;
+      this.decConsistent = randomConsistent;
+    }
+    return final;
+  }
+
+  // ------------------------------------------------------------------ stamping
+
+  /**
+   * Writes why a span was kept and what it stands for:
+   * - `tailsampling.policy` (and `tailsampling.composite_policy`) always;
+   * - keep probability 1: the trace state is left alone, no SampleRate;
+   * - known probability p < 1: `th` = p's threshold, combined with an incoming
+   *   `th` by max (R-consistent policies) or by product (the probabilistic
+   *   policy's independent hash), never lower than the incoming one, and
+   *   `SampleRate` = the adjusted count of the written threshold;
+   * - unknown probability: `th` is erased (no false threshold).
+   * In dry_run only the would-be decision and policy are written.
+   */
+  private stamp(span: Span, rec: DecisionRecord): void {
+    if (this.dryRun) {
+      setSpanAttributes(span, {
+        [ATTR_DRY_RUN_DECISION]: DECISION_NAMES[rec.decision],
+        [ATTR_DRY_RUN_POLICY]: rec.policy,
+      });
+      return;
+    }
+    const base: Record<string, AttrValue> = { [ATTR_POLICY]: rec.policy };
+    if (rec.compositeSub !== undefined) base[ATTR_COMPOSITE_POLICY] = rec.compositeSub;
+    const hasSub = rec.compositeSub !== undefined;
+    const p = rec.p;
+    let rate = 0;
+    if (p !== 1) {
+      const ts = spanTraceState(span);
+      if (Number.isNaN(p)) {
+        if (ts.includes('th:')) {
+          const erased = withThreshold(ts, undefined);
+          if (erased !== ts) setSpanTraceState(span, erased);
+        }
+      } else {
+        const tin = ts === '' ? undefined : incomingThreshold(ts);
+        let tnew: bigint;
+        if (tin === undefined) tnew = thresholdForProbability(p);
+        else if (rec.consistent) {
+          const own = thresholdForProbability(p);
+          tnew = own > tin ? own : tin;
+        } else {
+          // Independent of R: the probabilities multiply (p kept to 30 bits).
+          const keep = ((MAX_TH - tin) * BigInt(Math.round(p * 2 ** 30))) / (1n << 30n);
+          tnew = MAX_TH - (keep < 1n ? 1n : keep);
+          if (tnew < tin) tnew = tin;
+        }
+        const next = withThreshold(ts, tnew);
+        if (next !== ts) setSpanTraceState(span, next);
+        rate = Number(adjustedCount(tnew).toPrecision(12));
+      }
+    }
+    if (rate === 0) {
+      rec.encoded ??= encodeAttrs(base);
+      appendAttrs(span, rec.encoded, () => base, false, hasSub);
+    } else {
+      const withRate = { ...base, [ATTR_SAMPLE_RATE]: rate };
+      appendAttrs(span, this.encodedWithRate(rec, rate, withRate), () => withRate, true, hasSub);
+    }
+  }
+
+  private readonly rateEncodings = new Map<string, Uint8Array>();
+  /** Encoded policy attributes plus SampleRate, cached per (policy, sub, rate). */
+  private encodedWithRate(rec: DecisionRecord, rate: number, attrs: Record<string, AttrValue>): Uint8Array {
+    const key = rec.policy + '\u0000' + (rec.compositeSub ?? '') + '\u0000' + rate;
+    let b = this.rateEncodings.get(key);
+    if (b === undefined) {
+      b = encodeAttrs(attrs);
+      if (this.rateEncodings.size > 256) this.rateEncodings.clear();
+      this.rateEncodings.set(key, b);
+    }
+    return b;
+  }
+
+  // ------------------------------------------------------------------ forwarding
+
+  /** Hands kept spans to the next stage in chunks; refused chunks go to the retry queue. */
+  private forward(spans: Span[], attempts: number): Promise<void> {
+    const work: Array<Promise<void>> = [];
+    for (let i = 0; i < spans.length; i += FORWARD_CHUNK) {
+      const chunk = spans.length <= FORWARD_CHUNK ? spans : spans.slice(i, i + FORWARD_CHUNK);
+      const p: Promise<void> = this.next.consume(chunk).then(
+        () => undefined,
+        (err: unknown) => this.onForwardError(chunk, attempts, err),
+      );
+      const tracked = p.finally(() => this.inflight.delete(tracked));
+      this.inflight.add(tracked);
+      work.push(tracked);
+    }
+    return Promise.all(work).then(() => undefined);
+  }
+
+  private onForwardError(chunk: Span[], attempts: number, err: unknown): void {
+    const retryable = !(err instanceof CollectorError) || err.retryable;
+    if (!this.warnedThisTick) {
+      this.warnedThisTick = true;
+      this.settings.logger.warn({ component: this.id, err: err instanceof Error ? err.message : String(err), retryable }, 'next stage refused kept spans');
+    }
+    if (retryable && attempts < FORWARD_RETRIES && !this.stopped) {
+      const after = err instanceof CollectorError && err.retryAfterMs !== undefined ? err.retryAfterMs : 0;
+      const bytes = chunkBytes(chunk);
+      this.retryQueue.push({ spans: chunk, attempts: attempts + 1, notBefore: this.settings.clock.now() + Math.max(this.tickMs, after), bytes });
+      this.retryBytes += bytes;
+      return;
+    }
+    const reason: DropReason = this.stopped ? 'shutdown' : retryable ? 'export_retries_exhausted' : 'export_permanent_error';
+    this.settings.telemetry.drop(this.id, reason, chunk.length);
+  }
+
+  private retryDue(now: number): Promise<void> {
+    const due: RetryEntry[] = [];
+    const keep: RetryEntry[] = [];
+    for (const r of this.retryQueue) (r.notBefore <= now ? due : keep).push(r);
+    this.retryQueue = keep;
+    const work: Array<Promise<void>> = [];
+    for (const r of due) {
+      this.retryBytes -= r.bytes;
+      this.m.forwardRetries.inc();
+      work.push(this.forward(r.spans, r.attempts));
+    }
+    return Promise.all(work).then(() => undefined);
+  }
+
+  // ------------------------------------------------------------------ metrics
+
+  private flushDrops(): void {
+    if (this.droppedSampledOut > 0) this.settings.telemetry.drop(this.id, 'sampled_out', this.droppedSampledOut);
+    if (this.droppedPolicy > 0) this.settings.telemetry.drop(this.id, 'policy_drop', this.droppedPolicy);
+    this.droppedSampledOut = 0;
+    this.droppedPolicy = 0;
+  }
+
+  private flushMetrics(): void {
+    this.flushDrops();
+    const tr = this.policyTraces;
+    const sp = this.policySpans;
+    for (let i = 0; i < tr.length; i++) {
+      if (tr[i] === 0) continue;
+      this.policyTraceChildren[i]?.inc(tr[i]);
+      this.policySpanChildren[i]?.inc(sp[i]);
+      tr[i] = 0;
+      sp[i] = 0;
+    }
+    if (this.evalErrors > 0) {
+      this.m.evalErrors.inc(this.evalErrors);
+      this.evalErrors = 0;
+    }
+  }
+
+  private updateGauges(): void {
+    this.m.traces.set(this.store.traceCount);
+    this.m.spans.set(this.store.spanCount);
+    this.m.bytes.set(this.store.bytes + this.retryBytes);
+  }
+}
