@@ -142,7 +142,7 @@ export class MemoryLimiter implements TracesConsumer, Component {
     if (this.stopped || this.interval !== undefined) return;
     const { softBytes, hardBytes, source } = this.opts.limits;
     this.logger.info(
-      { component: this.id, soft_limit_mib: Math.round(softBytes / MIB), hard_limit_mib: Math.round(hardBytes / MIB), limit_source: source, gc: this.gc !== null },
+      { soft_limit_mib: Math.round(softBytes / MIB), hard_limit_mib: Math.round(hardBytes / MIB), limit_source: source, gc: this.gc !== null },
       'memory limiter started',
     );
     this.check();
@@ -194,17 +194,17 @@ export class MemoryLimiter implements TracesConsumer, Component {
       if (now - this.lastHardWarnAt >= HARD_WARN_INTERVAL_MS) {
         this.lastHardWarnAt = now;
         this.logger.warn(
-          { component: this.id, usage_mib: Math.round(usage / MIB), hard_limit_mib: Math.round(hardBytes / MIB) },
+          { usage_mib: Math.round(usage / MIB), hard_limit_mib: Math.round(hardBytes / MIB) },
           'memory use is above the hard limit; refusing data',
         );
       }
     } else if (next === MEMORY_SOFT && prev === MEMORY_OK) {
       this.logger.info(
-        { component: this.id, usage_mib: Math.round(usage / MIB), soft_limit_mib: Math.round(softBytes / MIB) },
+        { usage_mib: Math.round(usage / MIB), soft_limit_mib: Math.round(softBytes / MIB) },
         'memory use is above the soft limit; refusing data',
       );
     } else if (next === MEMORY_OK && prev !== MEMORY_OK) {
-      this.logger.info({ component: this.id, usage_mib: Math.round(usage / MIB) }, 'memory use is below the soft limit again; accepting data');
+      this.logger.info({ usage_mib: Math.round(usage / MIB) }, 'memory use is below the soft limit again; accepting data');
     }
     return next;
   }

@@ -273,7 +273,7 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
       this.tick().catch((err: unknown) => this.settings.logger.error({ err }, 'tail_sampling tick failed'));
     }, this.tickMs);
     this.timer.unref();
-    this.settings.logger.info({ component: this.id, policies: this.policies.length }, 'tail_sampling started');
+    this.settings.logger.info({ policies: this.policies.length }, 'tail_sampling started');
   }
 
   /** Traces currently buffered (tests, benchmarks). */
@@ -655,7 +655,7 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
     const retryable = !(err instanceof CollectorError) || err.retryable;
     if (!this.warnedThisTick) {
       this.warnedThisTick = true;
-      this.settings.logger.warn({ component: this.id, err: err instanceof Error ? err.message : String(err), retryable }, 'next stage refused kept spans');
+      this.settings.logger.warn({ err: err instanceof Error ? err.message : String(err), retryable }, 'next stage refused kept spans');
     }
     if (retryable && attempts < FORWARD_RETRIES && !this.stopped) {
       const after = err instanceof CollectorError && err.retryAfterMs !== undefined ? err.retryAfterMs : 0;
