@@ -132,6 +132,21 @@ export function setSpanAttributes(span: Span, attrs: Record<string, AttrValue>):
   }
   for (const k of keys) encodeKeyValue(w, 9, k, attrs[k]);
   span.setBytes(w.finish());
+  relocateSpanId(span);
+}
+
+/** After a rewrite the span id moved: find it again (the index points into the bytes). */
+function relocateSpanId(span: Span): void {
+  const r = new WireReader(span.buf, span.off, span.off + span.len);
+  span.spanIdOff = -1;
+  while (!r.done()) {
+    const tag = r.uint32();
+    if (tag === ((2 << 3) | WIRE_LEN)) {
+      const e = r.lenEnd();
+      span.spanIdOff = r.pos;
+      r.pos = e;
+    } else r.skip(tag & 7);
+  }
 }
 
 /** Replaces the span's trace_state (field 3); an empty string removes it. */
@@ -153,4 +168,5 @@ export function setSpanTraceState(span: Span, traceState: string): void {
   }
   if (!written && traceState !== '') w.stringField(3, traceState);
   span.setBytes(w.finish());
+  relocateSpanId(span);
 }

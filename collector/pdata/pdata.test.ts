@@ -72,6 +72,7 @@ describe('span model', () => {
     const attrs = spanAttributes(span);
     expect(Object.fromEntries(attrs)).toEqual({ keep: 'yes', policy: 'errors', SampleRate: 10 });
     expect(spanTraceState(span)).toBe('ot=th:c,vendor=1');
+    expect(span.spanId).toBe('b7ad6b7169203331');
     const decoded = decodeRequest(encodeExportRequest([span]));
     expect(decoded.resourceSpans?.[0].scopeSpans?.[0].spans?.[0].spanId).toBe('b7ad6b7169203331');
   });

@@ -27,7 +27,8 @@ export type DropReason =
   | 'shutdown' // could not be delivered within the shutdown timeout
   | 'backend_rejected' // backend's partial_success rejected_spans
   | 'export_write_error' // the file exporter could not write (disk error)
-  | 'normalize_failed'; // normalize: nested data could not be decoded (dropped so nothing leaves unredacted)
+  | 'normalize_failed' // normalize: nested data could not be decoded (dropped so nothing leaves unredacted)
+  | 'storage_error'; // spilled spans that could not be read back from disk (unreadable or damaged rows)
 
 export class Telemetry {
   readonly registry: client.Registry;

@@ -21,20 +21,17 @@ const C_DIGIT = 1;
 const C_AT = 2;
 const C_COLON = 3;
 const C_DOT = 4;
-const C_LOWER_E = 5;
+const C_UPPER_J = 5;
 const C_B = 6;
-const C_SEP = 7;
 const C_PCT = 8;
 const CLS = new Uint8Array(256);
 for (let c = 0x30; c <= 0x39; c++) CLS[c] = C_DIGIT;
 CLS[0x40] = C_AT;
 CLS[0x3a] = C_COLON;
 CLS[0x2e] = C_DOT;
-CLS[0x65] = C_LOWER_E;
+CLS[0x4a] = C_UPPER_J; // the J of "eyJ" (rarer than e)
 CLS[0x62] = C_B;
 CLS[0x42] = C_B;
-CLS[0x20] = C_SEP;
-CLS[0x2d] = C_SEP;
 CLS[0x25] = C_PCT;
 
 let scratch = new Uint8Array(256);
@@ -80,7 +77,6 @@ export class Detectors {
     const ipv4 = this.ipv4;
     const ipv6 = this.ipv6;
     let cardRun = 0;
-    let lastSep = false;
     let ipDots = 0;
     let ipPrevDigit = false;
     let colons = 0;
@@ -88,31 +84,30 @@ export class Detectors {
     while (i < end) {
       let c = CLS[buf[i]];
       if (c === 0) {
-        // Skip a run of unremarkable bytes (letters mostly), then reset the run states once.
+        // Skip a run of unremarkable bytes (letters, spaces mostly), then reset the run states once.
         do i++;
         while (i < end && (c = CLS[buf[i]]) === 0);
         if (i >= end) break;
         cardRun = 0;
-        lastSep = false;
         ipDots = 0;
         ipPrevDigit = false;
       }
       switch (c) {
-        case C_DIGIT:
+        case C_DIGIT: {
           if (++cardRun >= 13 && card) return true;
-          lastSep = false;
           if (ipDots >= 3 && ipv4) return true;
           ipPrevDigit = true;
+          // A single space or dash between digits continues a card-number run.
+          const nx = i + 1 < end ? buf[i + 1] : 0;
+          if ((nx === 0x20 || nx === 0x2d) && i + 2 < end && CLS[buf[i + 2]] === C_DIGIT) {
+            i++;
+            ipDots = 0;
+            ipPrevDigit = false;
+          }
           break;
-        case C_SEP:
-          if (lastSep) cardRun = 0;
-          lastSep = true;
-          ipDots = 0;
-          ipPrevDigit = false;
-          break;
+        }
         case C_DOT:
           cardRun = 0;
-          lastSep = false;
           if (ipPrevDigit) ipDots++;
           else ipDots = 0;
           ipPrevDigit = false;
@@ -121,19 +116,22 @@ export class Detectors {
           if (email) return true;
           cardRun = 0;
           ipDots = 0;
+          ipPrevDigit = false;
           break;
         case C_PCT:
           if (email && i + 2 < end && buf[i + 1] === 0x34 && buf[i + 2] === 0x30) return true;
           cardRun = 0;
           ipDots = 0;
+          ipPrevDigit = false;
           break;
         case C_COLON:
           if (++colons >= 2 && ipv6) return true;
           cardRun = 0;
           ipDots = 0;
+          ipPrevDigit = false;
           break;
-        case C_LOWER_E:
-          if (jwt && i + 2 < end && buf[i + 1] === 0x79 && buf[i + 2] === 0x4a) return true;
+        case C_UPPER_J:
+          if (jwt && i >= start + 2 && buf[i - 1] === 0x79 && buf[i - 2] === 0x65) return true;
           cardRun = 0;
           ipDots = 0;
           ipPrevDigit = false;

@@ -8,7 +8,7 @@
  * change (unknown fields included) byte for byte; an attribute whose key and
  * value were not changed is copied as its original bytes too.
  */
-import { WireReader, WireWriter, WIRE_LEN, WIRE_VARINT, WIRE_I64, utf8Decode } from '../../collector/pdata/wire.js';
+import { WireReader, WireError, WIRE_LEN, WIRE_VARINT, WIRE_I64, utf8Decode } from '../../collector/pdata/wire.js';
 import type { Span } from '../../collector/pdata/spans.js';
 
 export type AnyValue =
@@ -32,6 +32,172 @@ export const VT_DOUBLE = 4;
 export const VT_ARRAY = 5;
 export const VT_KVLIST = 6;
 export const VT_BYTES = 7;
+
+// ------------------------------------------------------------------ writer
+
+const f64 = new Float64Array(1);
+const f64b = new Uint8Array(f64.buffer);
+
+/**
+ * A growable protobuf writer for span edits. Unlike WireWriter it copies
+ * short byte ranges with a loop (Node's Buffer#subarray costs more than the
+ * copy) and encodes strings to UTF-8 in place (no TextEncoder allocation).
+ */
+export class Out {
+  buf: Uint8Array;
+  pos: number;
+  constructor(capacity: number) {
+    this.buf = new Uint8Array(capacity);
+    this.pos = 0;
+  }
+  ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    let cap = this.buf.length * 2;
+    while (cap < this.pos + n) cap *= 2;
+    const next = new Uint8Array(cap);
+    next.set(this.buf.subarray(0, this.pos));
+    this.buf = next;
+  }
+  varint(v: number): void {
+    this.ensure(10);
+    const b = this.buf;
+    while (v >= 0x80) {
+      b[this.pos++] = (v % 0x80) | 0x80;
+      v = Math.floor(v / 0x80);
+    }
+    b[this.pos++] = v;
+  }
+  tag(fieldNo: number, wireType: number): void {
+    this.varint((fieldNo << 3) | wireType);
+  }
+  int64(v: bigint): void {
+    this.ensure(10);
+    let u = BigInt.asUintN(64, v);
+    while (u >= 0x80n) {
+      this.buf[this.pos++] = Number(u & 0x7fn) | 0x80;
+      u >>= 7n;
+    }
+    this.buf[this.pos++] = Number(u);
+  }
+  double(v: number): void {
+    this.ensure(8);
+    f64[0] = v;
+    for (let i = 0; i < 8; i++) this.buf[this.pos++] = f64b[i];
+  }
+  raw(src: Uint8Array, start: number, end: number): void {
+    const n = end - start;
+    this.ensure(n);
+    const b = this.buf;
+    let p = this.pos;
+    if (n < 96) for (let i = start; i < end; i++) b[p++] = src[i];
+    else {
+      // A plain view: Buffer#subarray would construct a Buffer.
+      b.set(new Uint8Array(src.buffer, src.byteOffset + start, n), p);
+      p += n;
+    }
+    this.pos = p;
+  }
+  lenField(fieldNo: number, src: Uint8Array, start: number, end: number): void {
+    this.tag(fieldNo, WIRE_LEN);
+    this.varint(end - start);
+    this.raw(src, start, end);
+  }
+  string(fieldNo: number, s: string): void {
+    const n = s.length;
+    let len = 0;
+    for (let i = 0; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c < 0x80) len++;
+      else if (c < 0x800) len += 2;
+      else if (c >= 0xd800 && c <= 0xdbff && i + 1 < n && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+        len += 4;
+        i++;
+      } else len += 3;
+    }
+    this.tag(fieldNo, WIRE_LEN);
+    this.varint(len);
+    this.ensure(len);
+    const b = this.buf;
+    let p = this.pos;
+    for (let i = 0; i < n; i++) {
+      let c = s.charCodeAt(i);
+      if (c < 0x80) b[p++] = c;
+      else if (c < 0x800) {
+        b[p++] = 0xc0 | (c >> 6);
+        b[p++] = 0x80 | (c & 0x3f);
+      } else if (c >= 0xd800 && c <= 0xdbff && i + 1 < n && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+        c = 0x10000 + ((c - 0xd800) << 10) + (s.charCodeAt(++i) - 0xdc00);
+        b[p++] = 0xf0 | (c >> 18);
+        b[p++] = 0x80 | ((c >> 12) & 0x3f);
+        b[p++] = 0x80 | ((c >> 6) & 0x3f);
+        b[p++] = 0x80 | (c & 0x3f);
+      } else {
+        // Lone surrogates encode as U+FFFD, as TextEncoder does.
+        if (c >= 0xd800 && c <= 0xdfff) c = 0xfffd;
+        b[p++] = 0xe0 | (c >> 12);
+        b[p++] = 0x80 | ((c >> 6) & 0x3f);
+        b[p++] = 0x80 | (c & 0x3f);
+      }
+    }
+    this.pos = p;
+  }
+  /** Starts a length-delimited field of unknown size; returns a mark for endLen. */
+  beginLen(fieldNo: number): number {
+    this.tag(fieldNo, WIRE_LEN);
+    this.ensure(5);
+    const mark = this.pos;
+    this.pos += 5;
+    return mark;
+  }
+  endLen(mark: number): void {
+    const payload = this.pos - mark - 5;
+    let lenSize = 1;
+    for (let v = payload; v >= 0x80; v >>>= 7) lenSize++;
+    if (lenSize < 5) this.buf.copyWithin(mark + lenSize, mark + 5, this.pos);
+    let v = payload;
+    let p = mark;
+    while (v >= 0x80) {
+      this.buf[p++] = (v & 0x7f) | 0x80;
+      v >>>= 7;
+    }
+    this.buf[p] = v;
+    this.pos = mark + lenSize + payload;
+  }
+  /** The written bytes, copied into an exact-size array. */
+  finish(): Uint8Array {
+    return this.buf.slice(0, this.pos);
+  }
+}
+
+/**
+ * Re-encoded spans are copied out of one reused scratch writer into slabs of
+ * SLAB_SIZE bytes (one ArrayBuffer allocation per ~100 spans instead of two
+ * per span). A slab lives while any span that points into it does, like the
+ * request buffers the receiver hands on.
+ */
+const SLAB_SIZE = 64 * 1024;
+let slab = new Uint8Array(SLAB_SIZE);
+let slabPos = 0;
+const scratchOut = new Out(4096);
+
+function copyOut(w: Out): Uint8Array {
+  const n = w.pos;
+  if (n > SLAB_SIZE / 8) return w.buf.slice(0, n);
+  if (slabPos + n > SLAB_SIZE) {
+    slab = new Uint8Array(SLAB_SIZE);
+    slabPos = 0;
+  }
+  const start = slabPos;
+  slab.set(new Uint8Array(w.buf.buffer, 0, n), start);
+  slabPos = start + n;
+  return new Uint8Array(slab.buffer, start, n);
+}
+
+/** Turns key bytes into a string; the processor passes an interning lookup. */
+export type KeyDecoder = (buf: Uint8Array, start: number, end: number) => string;
+
+/** Scratch output of KeyValue.rawValue() (one thread, no allocation). */
+export const RAW: { buf: Uint8Array; start: number; end: number } = { buf: new Uint8Array(0), start: 0, end: 0 };
 
 /** One attribute. Raw bytes are kept until the key or the value is replaced. */
 export class KeyValue {
@@ -60,7 +226,39 @@ export class KeyValue {
   }
 
   /** Wraps an encoded KeyValue payload buf[start, end). */
-  static fromWire(buf: Uint8Array, start: number, end: number): KeyValue {
+  static fromWire(buf: Uint8Array, start: number, end: number, keyOf: KeyDecoder = utf8Decode): KeyValue {
+    let key = '';
+    let vs = -1;
+    let ve = -1;
+    let p = start;
+    while (p < end) {
+      const t = buf[p++];
+      if (t !== 0x0a && t !== 0x12) {
+        // Unusual encoding (multi-byte tags, unknown fields): take the general path.
+        return KeyValue.fromWireSlow(buf, start, end);
+      }
+      let len = 0;
+      let shift = 0;
+      let b: number;
+      do {
+        if (p >= end) throw new WireError('truncated KeyValue');
+        b = buf[p++];
+        len |= (b & 0x7f) << shift;
+        shift += 7;
+      } while (b >= 0x80 && shift < 28);
+      const e = p + len;
+      if (e > end) throw new WireError('KeyValue field runs past its end');
+      if (t === 0x0a) key = keyOf(buf, p, e);
+      else {
+        vs = p;
+        ve = e;
+      }
+      p = e;
+    }
+    return KeyValue.make(key, buf, start, end, vs, ve);
+  }
+
+  private static fromWireSlow(buf: Uint8Array, start: number, end: number): KeyValue {
     const r = new WireReader(buf, start, end);
     let key = '';
     let vs = -1;
@@ -78,6 +276,10 @@ export class KeyValue {
         r.pos = e;
       } else r.skip(t & 7);
     }
+    return KeyValue.make(key, buf, start, end, vs, ve);
+  }
+
+  private static make(key: string, buf: Uint8Array, start: number, end: number, vs: number, ve: number): KeyValue {
     const kv = new KeyValue(key);
     kv.rawBuf = buf;
     kv.kvStart = start;
@@ -130,6 +332,37 @@ export class KeyValue {
     return this.rawBuf[this.rawStart] >> 3;
   }
 
+  /**
+   * For a value still in its original bytes: points RAW at the payload (the
+   * string bytes for strings, the nested message for arrays/kvlists, the
+   * varint/fixed bytes otherwise) and returns the AnyValue type; -1 when the
+   * value was replaced (decode it instead).
+   */
+  rawValue(): number {
+    if (this.valueChanged || this.rawBuf === null) return -1;
+    const buf = this.rawBuf;
+    if (this.rawEnd <= this.rawStart) return VT_NONE;
+    const tag = buf[this.rawStart];
+    let p = this.rawStart + 1;
+    RAW.buf = buf;
+    if ((tag & 7) === WIRE_LEN) {
+      let len = 0;
+      let shift = 0;
+      let b: number;
+      do {
+        b = buf[p++];
+        len |= (b & 0x7f) << shift;
+        shift += 7;
+      } while (b >= 0x80 && shift < 28);
+      RAW.start = p;
+      RAW.end = p + len;
+    } else {
+      RAW.start = p;
+      RAW.end = this.rawEnd;
+    }
+    return tag >> 3;
+  }
+
   /** The value when it is a string, else undefined. */
   stringValue(): string | undefined {
     const v = this.value;
@@ -149,19 +382,15 @@ export class KeyValue {
   }
 
   /** Writes this KeyValue as a length-delimited field. */
-  encodeTo(w: WireWriter, fieldNo: number): void {
+  encodeTo(w: Out, fieldNo: number): void {
     if (!this.keyChanged && !this.valueChanged && this.rawBuf !== null) {
-      w.tag(fieldNo, WIRE_LEN);
-      w.uint32(this.kvEnd - this.kvStart);
-      w.raw(this.rawBuf, this.kvStart, this.kvEnd);
+      w.lenField(fieldNo, this.rawBuf, this.kvStart, this.kvEnd);
       return;
     }
     const m = w.beginLen(fieldNo);
-    w.stringField(1, this.key);
+    w.string(1, this.key);
     if (!this.valueChanged && this.rawBuf !== null) {
-      w.tag(2, WIRE_LEN);
-      w.uint32(this.rawEnd - this.rawStart);
-      w.raw(this.rawBuf, this.rawStart, this.rawEnd);
+      w.lenField(2, this.rawBuf, this.rawStart, this.rawEnd);
     } else {
       const v = this.value;
       const vm = w.beginLen(2);
@@ -253,14 +482,14 @@ export function decodeAnyValue(buf: Uint8Array, start: number, end: number): Any
   return v;
 }
 
-export function writeAnyValuePayload(w: WireWriter, v: AnyValue): void {
+export function writeAnyValuePayload(w: Out, v: AnyValue): void {
   switch (v.t) {
     case 'string':
-      w.stringField(1, v.v);
+      w.string(1, v.v);
       break;
     case 'bool':
       w.tag(2, WIRE_VARINT);
-      w.uint32(v.v ? 1 : 0);
+      w.varint(v.v ? 1 : 0);
       break;
     case 'int':
       w.tag(3, WIRE_VARINT);
@@ -287,7 +516,7 @@ export function writeAnyValuePayload(w: WireWriter, v: AnyValue): void {
       break;
     }
     case 'bytes':
-      w.bytesField(7, v.v);
+      w.lenField(7, v.v, 0, v.v.length);
       break;
     default:
       break;
@@ -427,7 +656,7 @@ export class EventEdit {
   readonly attrs: AttrList;
   droppedAttributes: number;
   private readonly origDropped: number;
-  constructor(buf: Uint8Array, start: number, end: number) {
+  constructor(buf: Uint8Array, start: number, end: number, keyOf: KeyDecoder = utf8Decode) {
     this.buf = buf;
     this.start = start;
     this.end = end;
@@ -438,7 +667,7 @@ export class EventEdit {
       const t = r.uint32();
       if (t === ((3 << 3) | WIRE_LEN)) {
         const e = r.lenEnd();
-        items.push(KeyValue.fromWire(buf, r.pos, e));
+        items.push(KeyValue.fromWire(buf, r.pos, e, keyOf));
         r.pos = e;
       } else if (t === ((4 << 3) | WIRE_VARINT)) dropped = r.uint32();
       else r.skip(t & 7);
@@ -450,11 +679,9 @@ export class EventEdit {
   get changed(): boolean {
     return this.attrs.changed || this.droppedAttributes !== this.origDropped;
   }
-  encodeTo(w: WireWriter, fieldNo: number): void {
+  encodeTo(w: Out, fieldNo: number): void {
     if (!this.changed) {
-      w.tag(fieldNo, WIRE_LEN);
-      w.uint32(this.end - this.start);
-      w.raw(this.buf, this.start, this.end);
+      w.lenField(fieldNo, this.buf, this.start, this.end);
       return;
     }
     const m = w.beginLen(fieldNo);
@@ -469,7 +696,7 @@ export class EventEdit {
  * dropped-count varint field when the count changed.
  */
 function writeMessageWithAttrs(
-  w: WireWriter,
+  w: Out,
   buf: Uint8Array,
   start: number,
   end: number,
@@ -498,7 +725,7 @@ function writeMessageWithAttrs(
     if (t === droppedTag && dropped !== origDropped) {
       if (!droppedWritten && dropped !== 0) {
         w.tag(droppedField, WIRE_VARINT);
-        w.uint32(dropped);
+        w.varint(dropped);
       }
       droppedWritten = true;
       continue;
@@ -508,7 +735,7 @@ function writeMessageWithAttrs(
   if (!attrsWritten) for (const kv of attrs.items) kv.encodeTo(w, attrField);
   if (!droppedWritten && dropped !== origDropped && dropped !== 0) {
     w.tag(droppedField, WIRE_VARINT);
-    w.uint32(dropped);
+    w.varint(dropped);
   }
 }
 
@@ -534,9 +761,11 @@ export class SpanEdit {
   private nameChanged: boolean;
   private eventRanges: number[];
   private _events: EventEdit[] | null;
+  private readonly keyOf: KeyDecoder;
 
-  constructor(span: Span) {
+  constructor(span: Span, keyOf: KeyDecoder = utf8Decode) {
     this.buf = span.buf;
+    this.keyOf = keyOf;
     this.start = span.off;
     this.end = span.off + span.len;
     this.nameStart = -1;
@@ -553,7 +782,7 @@ export class SpanEdit {
       const t = r.uint32();
       if (t === TAG_ATTR) {
         const e = r.lenEnd();
-        items.push(KeyValue.fromWire(buf, r.pos, e));
+        items.push(KeyValue.fromWire(buf, r.pos, e, keyOf));
         r.pos = e;
       } else if (t === TAG_NAME) {
         const e = r.lenEnd();
@@ -591,7 +820,7 @@ export class SpanEdit {
   events(): EventEdit[] {
     if (this._events === null) {
       this._events = [];
-      for (let i = 0; i < this.eventRanges.length; i += 2) this._events.push(new EventEdit(this.buf, this.eventRanges[i], this.eventRanges[i + 1]));
+      for (let i = 0; i < this.eventRanges.length; i += 2) this._events.push(new EventEdit(this.buf, this.eventRanges[i], this.eventRanges[i + 1], this.keyOf));
     }
     return this._events;
   }
@@ -608,7 +837,8 @@ export class SpanEdit {
    */
   applyTo(span: Span): void {
     const buf = this.buf;
-    const w = new WireWriter(this.end - this.start + 64);
+    const w = scratchOut;
+    w.pos = 0;
     const attrsChanged = this.attrs.changed;
     const droppedChanged = this.droppedAttributes !== this.origDropped;
     const events = this._events;
@@ -628,14 +858,14 @@ export class SpanEdit {
         continue;
       }
       if (t === TAG_NAME && this.nameChanged) {
-        if (!nameWritten && this._name !== '') w.stringField(5, this._name!);
+        if (!nameWritten && this._name !== '') w.string(5, this._name!);
         nameWritten = true;
         continue;
       }
       if (t === TAG_DROPPED_ATTRS && droppedChanged) {
         if (!droppedWritten && this.droppedAttributes !== 0) {
           w.tag(10, WIRE_VARINT);
-          w.uint32(this.droppedAttributes);
+          w.varint(this.droppedAttributes);
         }
         droppedWritten = true;
         continue;
@@ -648,12 +878,12 @@ export class SpanEdit {
       w.raw(buf, fs, r.pos);
     }
     if (attrsChanged && !attrsWritten) for (const kv of this.attrs.items) kv.encodeTo(w, 9);
-    if (this.nameChanged && !nameWritten && this._name !== '') w.stringField(5, this._name!);
+    if (this.nameChanged && !nameWritten && this._name !== '') w.string(5, this._name!);
     if (droppedChanged && !droppedWritten && this.droppedAttributes !== 0) {
       w.tag(10, WIRE_VARINT);
-      w.uint32(this.droppedAttributes);
+      w.varint(this.droppedAttributes);
     }
-    const out = w.finish();
+    const out = copyOut(w);
     span.setBytes(out);
     span.spanIdOff = spanIdOff;
   }
@@ -694,13 +924,13 @@ export function editResourceHeader(header: Uint8Array, edit: (attrs: AttrList) =
   const attrs = new AttrList(items);
   edit(attrs);
   if (!attrs.changed) return header;
-  const w = new WireWriter(header.length + 128);
+  const w = new Out(header.length + 128);
   if (resStart < 0) {
     const m = w.beginLen(1);
     for (const kv of attrs.items) kv.encodeTo(w, 1);
     w.endLen(m);
-    w.raw(header);
-    return w.finish().slice();
+    w.raw(header, 0, header.length);
+    return w.finish();
   }
   const hr = new WireReader(header);
   let done = false;
@@ -717,5 +947,5 @@ export function editResourceHeader(header: Uint8Array, edit: (attrs: AttrList) =
     }
     w.raw(header, fs, hr.pos);
   }
-  return w.finish().slice();
+  return w.finish();
 }

@@ -96,7 +96,7 @@ export class NormalizeProcessor implements Component, TracesConsumer {
   private readonly active: Uint8Array;
   private readonly allServicesOk: Uint8Array;
 
-  /** Open hash table of interned keys: bucket = FNV-1a(key bytes) & mask, chained through KeyInfo.next. */
+  /** Hash table of interned keys (see lookupKey), chained through KeyInfo.next. */
   private readonly keyBuckets: Array<KeyInfo | null> = new Array<KeyInfo | null>(KEY_BUCKETS).fill(null);
   private keyCount = 0;
   private readonly keyCacheSize: number;
@@ -106,6 +106,8 @@ export class NormalizeProcessor implements Component, TracesConsumer {
   private lastScopeState: ScopeState | null = null;
 
   private readonly reader = new WireReader(new Uint8Array(0));
+  /** Attribute keys through the interning table (shared strings, hashes computed once). */
+  private readonly keyOf = (buf: Uint8Array, s: number, e: number): string => this.lookupKey(buf, s, e).key;
   private readonly ctx: ApplyContext = { kind: 0, spanAttrs: null };
 
   private readonly mProcessed: ReturnType<Counter['labels']>;
@@ -286,33 +288,61 @@ export class NormalizeProcessor implements Component, TracesConsumer {
 
   private mayChange(span: Span, active: Uint8Array): boolean {
     const buf = span.buf;
-    const r = this.reader;
-    r.buf = buf;
-    r.pos = span.off;
-    r.end = span.off + span.len;
+    const end = span.off + span.len;
+    let p = span.off;
     let nAttrs = 0;
     let nameS = -1;
     let nameE = -1;
-    while (r.pos < r.end) {
-      const tag = r.uint32();
-      if (tag === TAG_ATTR) {
-        const e = r.lenEnd();
-        nAttrs++;
-        if (this.attrMayChange(buf, r.pos, e, true, active)) return true;
-        r.pos = e;
-      } else if (tag === TAG_NAME) {
-        nameE = r.lenEnd();
-        nameS = r.pos;
-        r.pos = nameE;
-      } else if (tag === TAG_EVENT && this.hasEventRules) {
-        const e = r.lenEnd();
-        if (this.eventMayChange(buf, r.pos, e, active)) return true;
-        r.pos = e;
-      } else r.skip(tag & 7);
+    // The span's top-level fields, walked by hand (the receiver already validated them).
+    while (p < end) {
+      let tag = buf[p++];
+      if (tag >= 0x80) tag = (tag & 0x7f) | (buf[p++] << 7); // field numbers up to 2047
+      const wt = tag & 7;
+      if (wt === 2) {
+        let b = buf[p++];
+        let len = b & 0x7f;
+        if (b >= 0x80) {
+          b = buf[p++];
+          len |= (b & 0x7f) << 7;
+          if (b >= 0x80) {
+            b = buf[p++];
+            len |= (b & 0x7f) << 14;
+            if (b >= 0x80) {
+              b = buf[p++];
+              len |= (b & 0x7f) << 21;
+              if (b >= 0x80) return true; // > 256 MiB field: let the slow path decide
+            }
+          }
+        }
+        const e = p + len;
+        if (e > end) return true;
+        if (tag === TAG_ATTR) {
+          nAttrs++;
+          if (this.attrMayChange(buf, p, e, true, active)) return true;
+        } else if (tag === TAG_NAME) {
+          nameS = p;
+          nameE = e;
+        } else if (tag === TAG_EVENT && this.hasEventRules) {
+          if (this.eventMayChange(buf, p, e, active)) return true;
+        }
+        p = e;
+      } else if (wt === 0) {
+        while (buf[p++] >= 0x80);
+      } else if (wt === 1) p += 8;
+      else if (wt === 5) p += 4;
+      else return true; // unexpected: the slow path will report it
     }
-    for (const rule of this.countRules) if (active[rule.index] === 1 && rule.countMayAffect(nAttrs)) return true;
-    for (const rule of this.nameRules) {
-      if (active[rule.index] === 1 && (nameS < 0 ? false : rule.nameMayAffect(buf, nameS, nameE))) return true;
+    const countRules = this.countRules;
+    for (let i = 0; i < countRules.length; i++) {
+      const rule = countRules[i];
+      if (active[rule.index] === 1 && rule.countMayAffect(nAttrs)) return true;
+    }
+    if (nameS >= 0) {
+      const nameRules = this.nameRules;
+      for (let i = 0; i < nameRules.length; i++) {
+        const rule = nameRules[i];
+        if (active[rule.index] === 1 && rule.nameMayAffect(buf, nameS, nameE)) return true;
+      }
     }
     return false;
   }
@@ -402,10 +432,16 @@ export class NormalizeProcessor implements Component, TracesConsumer {
   }
 
   private lookupKey(buf: Uint8Array, s: number, e: number): KeyInfo {
-    let h = 0x811c9dc5;
-    for (let i = s; i < e; i++) h = Math.imul(h ^ buf[i], 0x01000193);
-    const b = (h >>> 0) & (KEY_BUCKETS - 1);
+    // Cheap hash: length and the first and last four bytes (keys share prefixes
+    // like "http." and differ at the end); the full compare settles it.
     const n = e - s;
+    let h = Math.imul(n, 0x9e3779b1);
+    if (n >= 4) {
+      h = Math.imul(h ^ (buf[s] | (buf[s + 1] << 8) | (buf[s + 2] << 16) | (buf[s + 3] << 24)), 0x85ebca6b);
+      h = Math.imul(h ^ (buf[e - 4] | (buf[e - 3] << 8) | (buf[e - 2] << 16) | (buf[e - 1] << 24)), 0xc2b2ae35);
+    } else for (let i = s; i < e; i++) h = Math.imul(h ^ buf[i], 0x01000193);
+    h ^= h >>> 15;
+    const b = (h >>> 0) & (KEY_BUCKETS - 1);
     let ki = this.keyBuckets[b];
     while (ki !== null) {
       const kb = ki.bytes;
@@ -446,7 +482,7 @@ export class NormalizeProcessor implements Component, TracesConsumer {
   // -------------------------------------------------------------- slow path
 
   private rewrite(span: Span, active: Uint8Array): void {
-    const edit = new SpanEdit(span);
+    const edit = new SpanEdit(span, this.keyOf);
     const ctx = this.ctx;
     ctx.kind = span.kind;
     ctx.spanAttrs = edit.attrs;

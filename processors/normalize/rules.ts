@@ -15,6 +15,7 @@ import { createHash, createHmac } from 'node:crypto';
 import {
   AttrList,
   KeyValue,
+  RAW,
   VT_ARRAY,
   VT_INT,
   VT_KVLIST,
@@ -522,17 +523,10 @@ class RedactRule extends CompiledRule {
         }
         continue;
       }
-      if (this.urlKeys.has(key)) {
-        const v = kv.value;
-        if (v.t === 'string') {
-          const out = sanitizeUrl(v.v, key === 'url.query', this.urlMode === 'all', this.params, (d) => this.metrics.redacted(d));
-          if (out !== v.v) {
-            kv.value = { t: 'string', v: out };
-            changed = true;
-          }
-        }
-      }
+      if (this.urlKeys.has(key) && this.sanitize(kv)) changed = true;
       if (this.scans && !this.excluded.has(key)) {
+        const vt = kv.rawValue();
+        if (vt >= 0 && !this.valueMayAffect(R_SCAN | VALUE, RAW.buf, vt, RAW.start, RAW.end)) continue;
         const r = this.scanValue(kv.value);
         if (r !== undefined) {
           kv.value = r;
@@ -545,6 +539,19 @@ class RedactRule extends CompiledRule {
 
   override applyName(name: string): string {
     return this.scans ? this.scanString(name) : name;
+  }
+
+  /** URL sanitization of one attribute; true when it changed. */
+  private sanitize(kv: KeyValue): boolean {
+    const queryOnly = kv.key === 'url.query';
+    const vt = kv.rawValue();
+    if (vt === VT_STRING && !urlMayNeedSanitizing(RAW.buf, RAW.start, RAW.end, queryOnly)) return false;
+    const v = kv.value;
+    if (v.t !== 'string') return false;
+    const out = sanitizeUrl(v.v, queryOnly, this.urlMode === 'all', this.params, (d) => this.metrics.redacted(d));
+    if (out === v.v) return false;
+    kv.value = { t: 'string', v: out };
+    return true;
   }
 }
 
@@ -670,6 +677,8 @@ class TruncateRule extends CompiledRule {
     if (this.max > 0) {
       for (const kv of list.items) {
         if (this.keys !== null && !this.keys.has(kv.key)) continue;
+        const vt = kv.rawValue();
+        if (vt >= 0 && !this.valueMayAffect(VALUE, RAW.buf, vt, RAW.start, RAW.end)) continue;
         const r = this.truncValue(kv.value);
         if (r !== undefined) {
           kv.value = r;
