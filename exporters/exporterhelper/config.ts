@@ -31,14 +31,29 @@ export const SendingQueueSchema = Type.Object(
     enabled: Type.Boolean({ default: true, description: 'Queue requests in memory between the pipeline and the senders.' }),
     num_consumers: Type.Integer({ default: 2, minimum: 1, description: 'Concurrent sends.' }),
     queue_size: Type.Integer({ default: 1000, minimum: 1, description: 'Capacity in requests (batches).' }),
-    max_bytes: Type.Integer({ default: 64 * MiB, minimum: 1, description: 'Capacity in encoded bytes.' }),
+    max_bytes: Type.Integer({ default: 64 * MiB, minimum: 1, description: 'Capacity in encoded bytes (memory), or the budget of the queue file (storage: disk).' }),
     block_on_overflow: Type.Boolean({
       default: false,
       description: 'When full, wait for room (up to block_timeout) instead of refusing at once.',
     }),
     block_timeout: Duration('5s', 'With block_on_overflow, the longest a caller waits for room before it is refused.'),
+    storage: Type.Union([Type.Literal('memory'), Type.Literal('disk')], {
+      default: 'memory',
+      description:
+        'memory: requests are lost on restart. disk: requests are kept in a SQLite file under `directory` until the backend accepts them, replayed in order after a restart (at-least-once); bounded by max_bytes.',
+    }),
+    directory: Type.String({ default: '', description: 'With storage: disk, the directory of the queue file (one file per exporter, named after its id). Required for disk.' }),
+    when_full: Type.Union([Type.Literal('refuse'), Type.Literal('drop_oldest')], {
+      default: 'refuse',
+      description:
+        'With storage: disk, when max_bytes is reached: refuse new data with a retryable error, or drop the oldest requests not being sent (counted as queue_full drops).',
+    }),
+    sync: Type.Union([Type.Literal('normal'), Type.Literal('full')], {
+      default: 'normal',
+      description: 'With storage: disk. normal: a request is in the WAL before consume() resolves (survives kill -9); full: also fsynced (survives power loss).',
+    }),
   },
-  { additionalProperties: false, default: {}, description: 'Bounded in-memory queue; a refusal is a retryable error for the caller.' },
+  { additionalProperties: false, default: {}, description: 'Bounded queue between the pipeline and the senders; a refusal is a retryable error for the caller.' },
 );
 
 export const CircuitBreakerSchema = Type.Object(
@@ -107,6 +122,11 @@ export function validateHelperConfig(cfg: HelperConfig & { tls?: TlsConfig }): C
     problems.push({ path: ['retry_on_failure', 'initial_interval'], message: 'initial_interval must not exceed max_interval' });
   }
   if (parseDuration(cfg.timeout) <= 0) problems.push({ path: ['timeout'], message: 'timeout must be greater than 0' });
+  const q = cfg.sending_queue;
+  if (q.storage === 'disk') {
+    if (q.directory === '') problems.push({ path: ['sending_queue', 'directory'], message: 'storage: disk needs a directory' });
+    if (!q.enabled) problems.push({ path: ['sending_queue', 'enabled'], message: 'storage: disk needs the sending queue enabled' });
+  }
   const tls = cfg.tls;
   if (tls && (tls.cert_file === undefined) !== (tls.key_file === undefined)) {
     problems.push({ path: ['tls', tls.cert_file === undefined ? 'cert_file' : 'key_file'], message: 'cert_file and key_file must be set together' });

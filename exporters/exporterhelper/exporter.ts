@@ -21,6 +21,7 @@ import type { Telemetry, DropReason } from '../../collector/telemetry/metrics.js
 import { parseDuration } from '../../config/duration.js';
 import type { HelperConfig } from './config.js';
 import { MemoryQueue, type ExportRequest, type RequestQueue } from './queue.js';
+import { DiskRequestQueue } from './disk_queue.js';
 import { realTimers, type Timers } from './timers.js';
 import { backoffPolicy, jitter, nextInterval, type BackoffPolicy } from './backoff.js';
 import { CircuitBreaker, CIRCUIT_CLOSED } from './circuit.js';
@@ -132,7 +133,7 @@ export class QueuedExporter implements Component, TracesConsumer {
     this.numConsumers = q.num_consumers;
     this.blockOnOverflow = q.block_on_overflow;
     this.blockTimeoutMs = parseDuration(q.block_timeout);
-    this.queue = opts.queue ?? new MemoryQueue(q.queue_size, q.max_bytes);
+    this.queue = opts.queue ?? (q.enabled && q.storage === 'disk' ? DiskRequestQueue.open(settings, q) : new MemoryQueue(q.queue_size, q.max_bytes));
 
     const t = settings.telemetry;
     const L = ['exporter'];
@@ -191,7 +192,8 @@ export class QueuedExporter implements Component, TracesConsumer {
     }
     const req: ExportRequest = { bytes: encodeExportRequest(spans), spans: spans.length };
     if (!this.queueEnabled) return this.sendDirect(req);
-    if (this.queue.offer(req)) {
+    const offered = this.queue.offer(req);
+    if (offered === true || (offered !== false && (await offered))) {
       this.enqueued();
       return;
     }
@@ -202,7 +204,7 @@ export class QueuedExporter implements Component, TracesConsumer {
         if (left <= 0) break;
         if (!(await this.waitForRoom(left))) break;
         if (this.state >= State.Stopping) break;
-        if (this.queue.offer(req)) {
+        if (await this.queue.offer(req)) {
           this.enqueued();
           return;
         }

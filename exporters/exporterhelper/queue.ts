@@ -21,8 +21,12 @@ export interface RequestQueue {
    * leaves what is left in the queue instead of counting it as dropped.
    */
   readonly durable: boolean;
-  /** Adds a request; false when it does not fit (the caller refuses or waits). */
-  offer(req: ExportRequest): boolean;
+  /**
+   * Adds a request; false when it does not fit (the caller refuses or waits).
+   * A durable queue answers with a promise that resolves once the request is
+   * stored (true) or refused (false); a memory queue answers at once.
+   */
+  offer(req: ExportRequest): boolean | Promise<boolean>;
   /** Takes the oldest request, or undefined when empty. */
   poll(): ExportRequest | undefined;
   /** A polled request is finished (sent, or dropped and counted). A durable queue deletes it now. */

@@ -256,8 +256,31 @@ export const TailSamplingConfigSchema = Type.Object(
         max_bytes: Type.Integer({
           minimum: 1,
           default: 64 * 1024 * 1024,
-          description: 'Most bytes of buffered spans (encoded size plus a fixed per-span and per-trace overhead); beyond it the oldest traces are decided early.',
+          description:
+            'Most bytes of buffered spans held in memory (encoded size plus a fixed per-span and per-trace overhead). Beyond it the oldest traces move to disk (buffer.disk) or, without room there, buffer.when_full applies.',
         }),
+        when_full: Type.Union([Type.Literal('decide_early'), Type.Literal('refuse')], {
+          default: 'decide_early',
+          description:
+            'When memory (and the disk spill, if configured) is full: decide_early decides the oldest traces now (counted as buffer_full); refuse answers new data with a retryable error until there is room (counted in refused_spans_total).',
+        }),
+        disk: Type.Object(
+          {
+            enabled: Type.Boolean({ default: true, description: 'Spill to disk when a directory is set. false turns spilling off without removing the directory.' }),
+            directory: Type.String({ default: '', description: 'Directory of the spill file (created if missing; must be writable). Empty: no spilling.' }),
+            max_bytes: Type.Integer({ minimum: 1, default: 1024 * 1024 * 1024, description: 'Budget for spilled spans on disk (bytes).' }),
+            sync: Type.Union([Type.Literal('normal'), Type.Literal('full')], {
+              default: 'normal',
+              description:
+                'normal: a spill is written to the WAL before it counts as done (survives kill -9, not a power loss); full: also fsynced (survives power loss; slower).',
+            }),
+          },
+          {
+            additionalProperties: false,
+            default: {},
+            description: 'Spillover: when buffer.max_bytes is reached the oldest pending traces move to a SQLite file here and are read back at their decision.',
+          },
+        ),
       },
       { additionalProperties: false, default: {} },
     ),

@@ -31,8 +31,49 @@ import {
   type Decision,
   type Evaluator,
 } from './policies.js';
-import { MemoryTraceStore, SPAN_OVERHEAD_BYTES, type PendingTrace, type TraceStore } from './store.js';
+import { MemoryTraceStore, PendingTrace, SPAN_OVERHEAD_BYTES, type TraceStore } from './store.js';
+import { SpillIndex } from './spill_index.js';
+import { TraceSpillStore, type SpillTrace } from '../../storage/spill.js';
+import { DiskFullError, StorageError } from '../../storage/db.js';
+import { claimFile, fileNameFor, releaseFile } from '../../storage/registry.js';
 import { adjustedCount, incomingThreshold, MAX_TH, thresholdForProbability, withThreshold } from './tracestate.js';
+
+/**
+ * Encoded bytes written to the spill file per transaction (each one blocks the
+ * event loop). Adapted between the bounds so one transaction takes about
+ * STORAGE_CALL_TARGET_MS: a large file with random trace ids costs more per trace.
+ */
+const SPILL_BATCH_MIN = 32 * 1024;
+const SPILL_BATCH_MAX = 1024 * 1024;
+const STORAGE_CALL_TARGET_MS = 8;
+/** Spilling starts above this share of buffer.max_bytes, one batch per call, so memory rarely reaches the budget. */
+const SPILL_HIGH_WATER = 0.9;
+/** Spilled traces read back per slice of a tick before yielding to the event loop (adapted like spill batches). */
+const READ_BACK_MIN = 16;
+const READ_BACK_MAX = 512;
+/** After a disk error (no space, I/O), spilling is paused this long before it is tried again. */
+const SPILL_RETRY_MS = 1000;
+
+type SpillErrorKind = 'max_bytes' | 'enospc' | 'io' | 'read';
+
+/** Halves a batch size when a storage call took over twice the target, doubles it under half. */
+function adapt(size: number, ms: number, min: number, max: number): number {
+  if (ms > 2 * STORAGE_CALL_TARGET_MS) return Math.max(min, size >> 1);
+  if (ms < STORAGE_CALL_TARGET_MS / 2) return Math.min(max, size * 2);
+  return size;
+}
+
+/** Adds a span to a trace being rebuilt from spilled and in-memory parts (mirrors MemoryTraceStore.add). */
+function addSpanTo(t: PendingTrace, span: Span): void {
+  span.traceId = t.id;
+  t.spans.push(span);
+  t.spanCount++;
+  t.encodedBytes += span.len;
+  t.bytes += span.len + SPAN_OVERHEAD_BYTES;
+  if (span.startNs < t.minStartNs) t.minStartNs = span.startNs;
+  if (span.endNs > t.maxEndNs) t.maxEndNs = span.endNs;
+  if (!span.hasParent) t.hasRoot = true;
+}
 
 /** Spans handed to the next stage per consume call at most. */
 const FORWARD_CHUNK = 8192;
@@ -132,6 +173,41 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
   private readonly sampledCache: LRUCache<string, DecisionRecord> | undefined;
   private readonly notSampledCache: LRUCache<string, DecisionRecord> | undefined;
 
+  private readonly refuseWhenFull: boolean;
+  /** refuse mode: memory (and disk) are full; consume refuses until a tick or decision makes room. */
+  private full = false;
+  /** Above this many memory bytes a spill batch is written (maxBytes without disk). */
+  private readonly relieveAt: number;
+  private readonly disk: { directory: string; maxBytes: number; sync: 'normal' | 'full'; file: string } | undefined;
+  private spill: TraceSpillStore | undefined;
+  /** Index of spilled traces; defined whenever disk is configured. */
+  private readonly spilledIdx: SpillIndex | undefined;
+  /** The spill file is held by the previous pipeline (reload): memory-only until it is released. */
+  private waitingForFile = false;
+  private spillPausedUntil = 0;
+  private spillTickWork: Promise<void> | undefined;
+  private readErrorLogged = false;
+  /** Bucket entries of traces that were spilled (dead until their bucket fires); compacted when they pile up. */
+  private staleBucketEntries = 0;
+  private spillBatchBytes = 256 * 1024;
+  private readBackSlice = 128;
+  private bucketEntries = 0;
+  private dm:
+    | {
+        spilledTraces: ReturnType<Counter['labels']>;
+        spilledSpans: ReturnType<Counter['labels']>;
+        spilledBytes: ReturnType<Counter['labels']>;
+        readTraces: ReturnType<Counter['labels']>;
+        readSpans: ReturnType<Counter['labels']>;
+        errors: Record<SpillErrorKind, ReturnType<Counter['labels']>>;
+        tracesOnDisk: ReturnType<Gauge['labels']>;
+        spansOnDisk: ReturnType<Gauge['labels']>;
+        bytesOnDisk: ReturnType<Gauge['labels']>;
+        longest: ReturnType<Gauge['labels']>;
+      }
+    | undefined;
+  private readonly mRefused: ReturnType<Counter['labels']>;
+
   private readonly buckets = new Map<number, PendingTrace[]>();
   private nextBucket = Infinity;
   private timer: NodeJS.Timeout | undefined;
@@ -190,6 +266,17 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
     this.firstMatch = cfg.sample_on_first_match;
     this.dryRun = cfg.dry_run;
     this.dropPendingOnShutdown = cfg.drop_pending_traces_on_shutdown;
+    this.refuseWhenFull = cfg.buffer.when_full === 'refuse';
+    const dc = cfg.buffer.disk;
+    if (dc.enabled && dc.directory !== '' && deps.store === undefined) {
+      this.disk = { directory: dc.directory, maxBytes: dc.max_bytes, sync: dc.sync, file: fileNameFor('spill', settings.id) };
+      this.spilledIdx = new SpillIndex();
+      this.relieveAt = Math.floor(this.maxBytes * SPILL_HIGH_WATER);
+    } else {
+      this.disk = undefined;
+      this.spilledIdx = undefined;
+      this.relieveAt = this.maxBytes;
+    }
     const sc = cfg.decision_cache.sampled_cache_size;
     const nc = cfg.decision_cache.non_sampled_cache_size;
     this.sampledCache = sc > 0 ? new LRUCache({ max: sc }) : undefined;
@@ -265,10 +352,36 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
       spans: t.gauge(P + 'sampling_spans_on_memory', 'Spans buffered awaiting a decision.', ['processor']).labels(this.id),
       bytes: t.gauge(P + 'sampling_bytes_on_memory', 'Accounted bytes of buffered spans (encoded size plus fixed overheads).', ['processor']).labels(this.id),
     };
+    this.mRefused = t
+      .counter(P + 'refused_spans_total', 'Spans refused with a retryable error because memory (and disk) were full (buffer.when_full: refuse).', ['processor', 'reason'])
+      .labels(this.id, 'buffer_full');
+    if (this.disk !== undefined) {
+      const errors = t.counter(P + 'spill_errors_total', 'Failed spill writes and read-backs, by kind (max_bytes, enospc, io, read).', ['processor', 'kind']);
+      this.dm = {
+        spilledTraces: t.counter(P + 'spilled_traces_total', 'Pending traces (or parts of them) moved from memory to the spill file.', ['processor']).labels(this.id),
+        spilledSpans: t.counter(P + 'spilled_spans_total', 'Spans moved from memory to the spill file.', ['processor']).labels(this.id),
+        spilledBytes: t.counter(P + 'spilled_bytes_total', 'Encoded span bytes moved to the spill file.', ['processor']).labels(this.id),
+        readTraces: t.counter(P + 'read_back_traces_total', 'Spilled traces read back for their decision.', ['processor']).labels(this.id),
+        readSpans: t.counter(P + 'read_back_spans_total', 'Spilled spans read back for their decision.', ['processor']).labels(this.id),
+        errors: {
+          max_bytes: errors.labels(this.id, 'max_bytes'),
+          enospc: errors.labels(this.id, 'enospc'),
+          io: errors.labels(this.id, 'io'),
+          read: errors.labels(this.id, 'read'),
+        },
+        tracesOnDisk: t.gauge(P + 'sampling_traces_on_disk', 'Pending traces with spans in the spill file.', ['processor']).labels(this.id),
+        spansOnDisk: t.gauge(P + 'sampling_spans_on_disk', 'Pending spans in the spill file.', ['processor']).labels(this.id),
+        bytesOnDisk: t.gauge(P + 'sampling_bytes_on_disk', 'Bytes the spill file holds for pending traces (bodies and headers).', ['processor']).labels(this.id),
+        longest: t
+          .gauge('sidecar_storage_longest_call_seconds', 'Longest single storage call so far (it blocked the event loop this long).', ['component', 'file'])
+          .labels(this.id, this.disk.file),
+      };
+    }
   }
 
   async start(): Promise<void> {
     if (this.timer !== undefined || this.stopped) return;
+    if (this.disk !== undefined && this.spill === undefined && !this.waitingForFile) this.openSpill(true);
     this.timer = setInterval(() => {
       this.tick().catch((err: unknown) => this.settings.logger.error({ err }, 'tail_sampling tick failed'));
     }, this.tickMs);
@@ -286,6 +399,13 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
     if (this.retryBytes > this.maxBytes / 2) {
       // Kept traces are piling up because the next stage refuses them: push back instead of buffering more.
       throw new RetryableError(`${this.id}: the next stage is refusing data; retry later`, this.tickMs);
+    }
+    if (this.full && this.refuseWhenFull) {
+      if (this.store.bytes > this.maxBytes || this.store.traceCount > this.numTraces) {
+        this.mRefused.inc(spans.length);
+        throw new RetryableError(`${this.id}: trace buffer is full (memory${this.disk !== undefined ? ' and disk' : ''}); retry later`, this.tickMs, 'ERR_QUEUE_FULL');
+      }
+      this.full = false;
     }
     const now = this.settings.clock.now();
     const store = this.store;
@@ -311,7 +431,9 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
         }
         t = store.add(id, span, now);
         this.schedule(t, now + this.waitMs, false);
-        newTraces++;
+        // A trace with spans on disk continues there: not a new trace; its root may be on disk.
+        if (this.spilledIdx !== undefined && this.spilledIdx.size > 0 && this.spilledIdx.get(id)) t.hasRoot = this.spilledIdx.lastRoot;
+        else newTraces++;
       } else store.add(id, span, now);
       if (!span.hasParent && this.rootWaitMs > 0 && !t.hasRoot) {
         t.hasRoot = true;
@@ -327,12 +449,7 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
         this.decide(t, 'too_large', now, out);
       }
     }
-    while (store.traceCount > this.numTraces || store.bytes > this.maxBytes) {
-      const oldest = store.oldest();
-      if (oldest === undefined) break;
-      this.m.early.buffer_full.inc();
-      this.decide(oldest, 'buffer_full', now, out);
-    }
+    if (store.traceCount > this.numTraces || store.bytes > this.relieveAt) this.relieve(now, out);
     if (this.droppedSampledOut > 0 || this.droppedPolicy > 0) this.flushDrops();
     if (newTraces > 0) this.m.newTraces.inc(newTraces);
     if (lateSampled > 0) this.m.cacheSampled.inc(lateSampled);
@@ -356,6 +473,17 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
     this.warnedThisTick = false;
     this.decideDue(now, out);
     const work: Array<Promise<void>> = [];
+    if (this.disk !== undefined) {
+      if (this.waitingForFile) this.openSpill(false);
+      if (this.spill !== undefined && this.spilledIdx!.size > 0) {
+        const p = this.decideSpilledDue(now, out, work);
+        this.spillTickWork = p;
+        await p;
+        this.spillTickWork = undefined;
+      }
+      if (this.store.traceCount > this.numTraces || this.store.bytes > this.relieveAt) this.relieve(now, out);
+    }
+    if (this.full && this.store.bytes <= this.maxBytes && this.store.traceCount <= this.numTraces) this.full = false;
     if (out.length > 0) work.push(this.forward(out, 0));
     if (this.retryQueue.length > 0) work.push(this.retryDue(now));
     this.flushMetrics();
@@ -364,18 +492,60 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
     await Promise.all(work);
   }
 
-  async shutdown(): Promise<void> {
+  async shutdown(timeoutMs?: number): Promise<void> {
     if (this.shutdownPromise !== undefined) return this.shutdownPromise;
     this.stopped = true;
     if (this.timer !== undefined) clearInterval(this.timer);
     this.timer = undefined;
-    this.shutdownPromise = this.drainForShutdown();
+    this.shutdownPromise = this.drainForShutdown(timeoutMs ?? 10_000);
     return this.shutdownPromise;
   }
 
-  private async drainForShutdown(): Promise<void> {
+  /**
+   * With a spill file: writes every trace still in memory to disk (within
+   * the time given), so the next start decides them on their original
+   * schedule instead of deciding partial traces now. Returns how many traces
+   * were written.
+   */
+  private async spillAllForShutdown(now: number, timeoutMs: number): Promise<void> {
+    if (this.spillTickWork !== undefined) await this.spillTickWork.catch(() => undefined);
+    if (this.spill === undefined) return;
+    const t0 = performance.now();
+    // Leave some of the grace period for what follows (retries, exporters).
+    const budget = Math.max(100, timeoutMs * 0.8);
+    let traces = 0;
+    let spans = 0;
+    while (this.store.traceCount > 0 && performance.now() - t0 < budget) {
+      const before = this.store.traceCount;
+      const n0 = this.store.spanCount;
+      if (!this.spillOldest(now, true)) break;
+      traces += before - this.store.traceCount;
+      spans += n0 - this.store.spanCount;
+    }
+    const left = this.store.traceCount;
+    this.settings.logger.info(
+      { component: this.id, traces, spans, left, onDisk: this.spilledIdx!.size, ms: Math.round(performance.now() - t0) },
+      left === 0
+        ? 'tail_sampling: wrote pending traces to the spill file; the next start decides them on schedule'
+        : 'tail_sampling: could not write every pending trace to disk; the rest is decided now',
+    );
+  }
+
+  private closeSpill(): void {
+    if (this.spill === undefined) return;
+    try {
+      this.spill.close();
+    } catch (err) {
+      this.settings.logger.error({ component: this.id, err: (err as Error).message }, 'tail_sampling: error closing the spill file');
+    }
+    this.spill = undefined;
+    releaseFile(this.disk!.directory, this.disk!.file);
+  }
+
+  private async drainForShutdown(timeoutMs: number): Promise<void> {
     const now = this.settings.clock.now();
     const out: Span[] = [];
+    if (this.disk !== undefined) await this.spillAllForShutdown(now, timeoutMs);
     const pending = [...this.store.values()];
     if (this.dropPendingOnShutdown) {
       let n = 0;
@@ -389,6 +559,8 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
       for (const t of pending) this.decide(t, 'shutdown', now, out);
     }
     this.buckets.clear();
+    this.bucketEntries = 0;
+    this.staleBucketEntries = 0;
     const work: Array<Promise<void>> = [];
     if (out.length > 0) work.push(this.forward(out, FORWARD_RETRIES));
     const retries = this.retryQueue;
@@ -399,6 +571,243 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
     while (this.inflight.size > 0) await Promise.all([...this.inflight]);
     this.flushMetrics();
     this.updateGauges();
+    this.closeSpill();
+  }
+
+  // ------------------------------------------------------------------ disk spill
+
+  /**
+   * Opens the spill file and indexes the traces found in it (a restart: they
+   * keep their arrival and due times). At start a bad directory throws (the
+   * collector fails to start with the reason); a file still held by the
+   * previous pipeline of a reload is taken over on a later tick.
+   */
+  private openSpill(atStart: boolean): void {
+    const d = this.disk!;
+    if (!claimFile(d.directory, d.file)) {
+      if (!this.waitingForFile) {
+        this.waitingForFile = true;
+        this.settings.logger.info(
+          { component: this.id, directory: d.directory, file: d.file },
+          'tail_sampling: spill file is still held by the previous pipeline; memory-only until it is released',
+        );
+      }
+      return;
+    }
+    let store: TraceSpillStore;
+    try {
+      store = TraceSpillStore.open({
+        directory: d.directory,
+        file: d.file,
+        sync: d.sync,
+        maxBytes: d.maxBytes,
+        logger: this.settings.logger,
+        telemetry: this.settings.telemetry,
+        component: this.id,
+        clock: this.settings.clock,
+      });
+    } catch (err) {
+      releaseFile(d.directory, d.file);
+      if (atStart) throw err;
+      this.waitingForFile = false;
+      this.settings.logger.error({ component: this.id, err: (err as Error).message }, 'tail_sampling: cannot open the spill file; running memory-only');
+      return;
+    }
+    this.waitingForFile = false;
+    this.spill = store;
+    const idx = this.spilledIdx!;
+    let spans = 0;
+    for (const p of store.pendingIndex()) {
+      idx.add(p.traceId, p.firstSeenMs, p.spanCount, false);
+      spans += p.spanCount;
+    }
+    if (idx.size > 0) {
+      this.settings.logger.info({ component: this.id, traces: idx.size, spans, bytes: store.bytesUsed() }, 'tail_sampling: resuming pending traces found on disk');
+    }
+    this.updateGauges();
+  }
+
+  /**
+   * Memory is over the high-water mark (or num_traces): spill one batch of the
+   * oldest traces, and more while memory is over its budget. Without disk, or
+   * when the disk is full: decide the oldest early, or (when_full: refuse)
+   * refuse new data until there is room.
+   */
+  private relieve(now: number, out: Span[]): void {
+    const store = this.store;
+    if (this.spill !== undefined && now >= this.spillPausedUntil) {
+      let ok = this.spillOldest(now, false);
+      while (ok && (store.traceCount > this.numTraces || store.bytes > this.maxBytes)) ok = this.spillOldest(now, false);
+    }
+    if (store.traceCount <= this.numTraces && store.bytes <= this.maxBytes) return;
+    if (this.refuseWhenFull) {
+      this.full = true;
+      return;
+    }
+    while (store.traceCount > this.numTraces || store.bytes > this.maxBytes) {
+      const oldest = store.oldest();
+      if (oldest === undefined) break;
+      this.m.early.buffer_full.inc();
+      this.decide(oldest, 'buffer_full', now, out);
+    }
+  }
+
+  /**
+   * Writes the oldest in-memory traces (about SPILL_BATCH_BYTES of spans) in
+   * one transaction and drops them from memory, keeping their index entry.
+   * Nothing changes when the write fails. False when nothing was written.
+   */
+  private spillOldest(now: number, shuttingDown: boolean): boolean {
+    const spill = this.spill;
+    if (spill === undefined) return false;
+    const batch: SpillTrace[] = [];
+    const traces: PendingTrace[] = [];
+    let bytes = 0;
+    for (const t of this.store.values()) {
+      if (t.done || t.spanCount === 0) continue;
+      batch.push({ traceId: t.id, firstSeenMs: t.firstMs, dueMs: t.bucket * this.tickMs, spans: t.spans });
+      traces.push(t);
+      bytes += t.encodedBytes;
+      if (bytes >= this.spillBatchBytes) break;
+    }
+    if (batch.length === 0) return false;
+    const t0 = performance.now();
+    try {
+      spill.spill(batch);
+      this.spillBatchBytes = adapt(this.spillBatchBytes, performance.now() - t0, SPILL_BATCH_MIN, SPILL_BATCH_MAX);
+    } catch (err) {
+      this.spillFailed(err, now, shuttingDown);
+      return false;
+    }
+    let spans = 0;
+    const idx = this.spilledIdx!;
+    for (const t of traces) {
+      this.store.take(t.id);
+      t.done = true;
+      idx.add(t.id, t.firstMs, t.spanCount, t.hasRoot, t.dueByRoot);
+      spans += t.spanCount;
+      t.spans = [];
+    }
+    // Spilled traces leave a dead entry in their bucket; drop them once they are most of the entries
+    // (each PendingTrace kept alive there would cost far more than its index entry).
+    this.staleBucketEntries += traces.length;
+    if (this.staleBucketEntries > 4096 && this.staleBucketEntries * 2 > this.bucketEntries) this.compactBuckets();
+    const dm = this.dm!;
+    dm.spilledTraces.inc(traces.length);
+    dm.spilledSpans.inc(spans);
+    dm.spilledBytes.inc(bytes);
+    return true;
+  }
+
+  private compactBuckets(): void {
+    let n = 0;
+    for (const [b, list] of this.buckets) {
+      let w = 0;
+      for (let i = 0; i < list.length; i++) {
+        const t = list[i];
+        if (!t.done && t.bucket === b) list[w++] = t;
+      }
+      list.length = w;
+      n += w;
+      if (w === 0) this.buckets.delete(b);
+    }
+    this.bucketEntries = n;
+    this.staleBucketEntries = 0;
+  }
+
+  private spillFailed(err: unknown, now: number, shuttingDown: boolean): void {
+    const dm = this.dm!;
+    let kind: SpillErrorKind;
+    if (err instanceof DiskFullError) kind = err.reason;
+    else kind = 'io';
+    dm.errors[kind].inc();
+    // The budget frees up as traces are decided: try again next tick. No space / I/O: after a pause.
+    this.spillPausedUntil = now + (kind === 'max_bytes' ? this.tickMs : SPILL_RETRY_MS);
+    if (kind !== 'max_bytes' && !this.warnedThisTick) {
+      this.warnedThisTick = true;
+      this.settings.logger.warn(
+        { component: this.id, kind, err: (err as Error).message, shuttingDown },
+        'tail_sampling: spilling to disk failed; memory-only behaviour until it works again',
+      );
+    }
+    if (!(err instanceof DiskFullError) && !(err instanceof StorageError)) throw err;
+  }
+
+  /**
+   * The trace has spans on disk (its index entry was just removed, fields in
+   * spilledIdx.last*): reads them back in one query and rebuilds the trace
+   * from the disk part (arrival order) followed by the in-memory part.
+   */
+  private readBack(mem: PendingTrace): PendingTrace {
+    const idx = this.spilledIdx!;
+    const firstMs = Math.min(idx.lastFirstMs, mem.firstMs);
+    const onDisk = idx.lastSpans;
+    const root = idx.lastRoot;
+    let disk: Span[] = [];
+    if (this.spill !== undefined) {
+      try {
+        disk = this.spill.take(mem.id);
+      } catch (err) {
+        this.dm!.errors.read.inc();
+        if (!this.readErrorLogged) {
+          this.readErrorLogged = true;
+          this.settings.logger.error({ component: this.id, err: (err as Error).message }, 'tail_sampling: a spilled trace could not be read back (further errors are only counted)');
+        }
+      }
+    }
+    if (disk.length < onDisk) {
+      // Unreadable rows, or a file that was moved aside: those spans are gone.
+      this.settings.telemetry.drop(this.id, 'storage_error', onDisk - disk.length);
+    }
+    this.dm!.readTraces.inc();
+    this.dm!.readSpans.inc(disk.length);
+    const t = new PendingTrace(mem.id, firstMs);
+    for (let i = 0; i < disk.length; i++) addSpanTo(t, disk[i]);
+    const ms = mem.spans;
+    for (let i = 0; i < ms.length; i++) addSpanTo(t, ms[i]);
+    if (root || mem.hasRoot) t.hasRoot = true;
+    t.done = true;
+    mem.spans = [];
+    return t;
+  }
+
+  /**
+   * Decides the spilled traces whose due time has come (the spill file keeps
+   * due times in an index), a slice at a time: each slice reads its traces,
+   * applies the deletes in one transaction, hands kept spans on, and yields
+   * to the event loop before the next.
+   */
+  private async decideSpilledDue(now: number, out: Span[], work: Array<Promise<void>>): Promise<void> {
+    const idx = this.spilledIdx!;
+    for (;;) {
+      const spill = this.spill;
+      if (spill === undefined || idx.size === 0) return;
+      let ids: string[];
+      try {
+        ids = spill.dueBefore(now, this.readBackSlice);
+      } catch (err) {
+        this.spillFailed(err, now, false);
+        return;
+      }
+      if (ids.length === 0) return;
+      for (const id of ids) {
+        // Not indexed (should not happen): index it so its spans are read back, not lost.
+        if (!idx.get(id)) idx.add(id, now, 0, false);
+        this.decide(this.store.get(id) ?? new PendingTrace(id, now), idx.lastByRoot ? 'root_received' : 'decision_wait', now, out);
+      }
+      const t0 = performance.now();
+      try {
+        spill.flush();
+        this.readBackSlice = adapt(this.readBackSlice, performance.now() - t0, READ_BACK_MIN, READ_BACK_MAX);
+      } catch (err) {
+        this.spillFailed(err, now, false);
+      }
+      if (ids.length < this.readBackSlice) return;
+      if (out.length > 0) {
+        work.push(this.forward(out.splice(0), 0));
+      }
+      await new Promise<void>((r) => setImmediate(r));
+    }
   }
 
   // ------------------------------------------------------------------ scheduling
@@ -413,6 +822,7 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
       this.buckets.set(b, list);
     }
     list.push(t);
+    this.bucketEntries++;
     if (b < this.nextBucket) this.nextBucket = b;
   }
 
@@ -434,6 +844,7 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
     const list = this.buckets.get(b);
     if (list === undefined) return;
     this.buckets.delete(b);
+    this.bucketEntries -= list.length;
     for (let i = 0; i < list.length; i++) {
       const t = list[i];
       if (t.done || t.bucket !== b) continue;
@@ -445,9 +856,10 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
 
   /** Decides one buffered trace: takes it out of the store, forwards (into `out`) or counts its spans. */
   private decide(t: PendingTrace, reason: DecisionReason, now: number, out: Span[]): void {
-    const taken = this.store.take(t.id) ?? t;
+    let taken = this.store.take(t.id) ?? t;
     taken.done = true;
     t.done = true;
+    if (this.spilledIdx !== undefined && this.spilledIdx.size > 0 && this.spilledIdx.remove(t.id)) taken = this.readBack(taken);
     const d = this.makeDecision(taken, now);
     const rec: DecisionRecord = {
       decision: d,
@@ -712,5 +1124,13 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
     this.m.traces.set(this.store.traceCount);
     this.m.spans.set(this.store.spanCount);
     this.m.bytes.set(this.store.bytes + this.retryBytes);
+    if (this.dm !== undefined) {
+      this.dm.tracesOnDisk.set(this.spilledIdx!.size);
+      this.dm.spansOnDisk.set(this.spilledIdx!.spanCount);
+      if (this.spill !== undefined) {
+        this.dm.bytesOnDisk.set(this.spill.bytesUsed());
+        this.dm.longest.set(Math.max(this.spill.sdb.longestWriteMs, this.spill.sdb.longestReadMs) / 1000);
+      }
+    }
   }
 }

@@ -1,0 +1,202 @@
+/**
+ * Storage scenario for the tail_sampling disk spill (no network):
+ *   node --expose-gc dist/processors/tail_sampling/spill_bench.js [--spans 3000000] [--per-trace 10] [--sync normal|full] [--memory 67108864]
+ *
+ * 1. hold: feeds N spans (traces of `per-trace` spans, 100 traces a request)
+ *    through consume() with a long decision_wait, so everything stays
+ *    pending: memory is capped at `--memory` (64 MiB) and the rest spills to
+ *    disk. Reports RSS and heap while holding them, spans/s and MB/s written.
+ * 2. decide: ticks once a second of fake time from the first due time until
+ *    every trace is decided (as in steady state): read-back spans/s and MB/s.
+ * Throughout, `perf_hooks.monitorEventLoopDelay` records the event loop's
+ * longest stall (load is offered one request per event-loop turn), and the
+ * storage layer reports its longest single SQLite call.
+ * Prints one JSON line.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { jsonToProtobuf } from '../../collector/pdata/otlp-json.js';
+import { scanExportRequest, type Span } from '../../collector/pdata/spans.js';
+import { Telemetry } from '../../collector/telemetry/metrics.js';
+import { silentLogger } from '../../collector/telemetry/logger.js';
+import { withDefaults } from '../../config/defaults.js';
+import { TailSamplingConfigSchema } from './config.js';
+import { TailSamplingProcessor } from './processor.js';
+
+function arg(name: string, def: string): string {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : def;
+}
+const TOTAL = Number(arg('--spans', '3000000'));
+const PER = Number(arg('--per-trace', '10'));
+const SYNC = arg('--sync', 'normal') as 'normal' | 'full';
+const MEMORY = Number(arg('--memory', String(64 * 1024 * 1024)));
+const TRACES_PER_REQ = 100;
+
+/** A request template whose trace ids are patched per copy (offsets found once). */
+function template(): { bytes: Uint8Array; offsets: number[] } {
+  const spans: unknown[] = [];
+  for (let t = 0; t < TRACES_PER_REQ; t++) {
+    const traceId = 'f0e1d2c3' + t.toString(16).padStart(8, '0') + 'a5a5a5a5a5a5a5a5';
+    for (let k = 0; k < PER; k++) {
+      const start = BigInt(1_700_000_000_000 + k) * 1_000_000n;
+      spans.push({
+        traceId,
+        spanId: (t * 64 + k + 1).toString(16).padStart(16, '0'),
+        parentSpanId: k === 0 ? '' : (t * 64 + 1).toString(16).padStart(16, '0'),
+        name: k === 0 ? 'GET /checkout' : `SELECT items ${k}`,
+        kind: k === 0 ? 2 : 3,
+        startTimeUnixNano: start.toString(),
+        endTimeUnixNano: (start + 5_000_000n).toString(),
+        attributes: [
+          { key: 'http.route', value: { stringValue: '/checkout' } },
+          { key: 'http.request.method', value: { stringValue: 'GET' } },
+          { key: 'db.system', value: { stringValue: 'postgresql' } },
+          { key: 'db.query.text', value: { stringValue: 'SELECT * FROM items WHERE cart_id = $1 AND tenant = $2 LIMIT 100' } },
+        ],
+        status: { code: k === 0 && t % 50 === 0 ? 2 : 0 },
+      });
+    }
+  }
+  const body = {
+    resourceSpans: [
+      {
+        resource: { attributes: [{ key: 'service.name', value: { stringValue: 'checkout' } }, { key: 'k8s.pod.name', value: { stringValue: 'checkout-7d9f-abcde' } }] },
+        scopeSpans: [{ scope: { name: 'bench', version: '1' }, spans }],
+      },
+    ],
+  };
+  const bytes = jsonToProtobuf(JSON.stringify(body));
+  const marker = Buffer.from('a5a5a5a5a5a5a5a5', 'hex');
+  const offsets: number[] = [];
+  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+  for (let i = b.indexOf(marker); i >= 0; i = b.indexOf(marker, i + 1)) offsets.push(i);
+  return { bytes, offsets };
+}
+
+async function main(): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spill-bench-'));
+  const tpl = template();
+  const clock = { t: 1_700_000_000_000, now() { return this.t; } };
+  const tel = new Telemetry();
+  let forwarded = 0;
+  const next = { async consume(s: Span[]) { forwarded += s.length; } };
+  const cfg = withDefaults(TailSamplingConfigSchema, {
+    decision_wait: '600s',
+    num_traces: 10_000_000,
+    policies: [
+      { name: 'errors', type: 'status_code', status_code: { status_codes: ['ERROR'] } },
+      { name: 'some', type: 'probabilistic', probabilistic: { sampling_percentage: 10 } },
+    ],
+    buffer: { max_bytes: MEMORY, disk: { directory: dir, max_bytes: 16 * 1024 ** 3, sync: SYNC } },
+  });
+  const p = new TailSamplingProcessor({ id: 'tail_sampling', logger: silentLogger(), telemetry: tel, clock }, cfg, next);
+  await p.start();
+  const rss0 = process.memoryUsage().rss;
+  const h = monitorEventLoopDelay({ resolution: 1 });
+  h.enable();
+  const reqs = Math.ceil(TOTAL / (TRACES_PER_REQ * PER));
+  let seq = 0;
+  let spans = 0;
+  let bytesIn = 0;
+  let peakRss = 0;
+  const t0 = process.hrtime.bigint();
+  for (let r = 0; r < reqs; r++) {
+    const copy = new Uint8Array(tpl.bytes);
+    // Each trace gets a fresh id: patch the 8 marker bytes of every span with the trace's sequence number.
+    for (let i = 0; i < tpl.offsets.length; i++) {
+      const traceIdx = Math.floor(i / PER);
+      const id = seq + traceIdx;
+      const o = tpl.offsets[i];
+      copy[o] = 0xa0;
+      copy[o + 1] = (id / 2 ** 32) & 0xff;
+      copy[o + 2] = (id >>> 24) & 0xff;
+      copy[o + 3] = (id >>> 16) & 0xff;
+      copy[o + 4] = (id >>> 8) & 0xff;
+      copy[o + 5] = id & 0xff;
+    }
+    seq += TRACES_PER_REQ;
+    const batch = scanExportRequest(copy).spans;
+    spans += batch.length;
+    bytesIn += copy.length;
+    await p.consume(batch);
+    if (r % 5 === 4) clock.t += 100; // arrivals spread over fake time (3M spans: 60 s)
+    // One request per event-loop turn, as a receiver would see them.
+    await new Promise<void>((res) => setImmediate(res));
+    if (r % 500 === 0) peakRss = Math.max(peakRss, process.memoryUsage().rss);
+  }
+  const holdSecs = Number(process.hrtime.bigint() - t0) / 1e9;
+  const holdLoopMaxMs = h.max / 1e6;
+  (globalThis as { gc?: () => void }).gc?.();
+  const mem = process.memoryUsage();
+  peakRss = Math.max(peakRss, mem.rss);
+  const m = async (name: string) => tel.total(name);
+  const onDisk = await m('otelcol_processor_tail_sampling_sampling_spans_on_disk');
+  const inMemory = await m('otelcol_processor_tail_sampling_sampling_spans_on_memory');
+  const diskBytes = await m('otelcol_processor_tail_sampling_sampling_bytes_on_disk');
+  const spillStore = (p as unknown as { spill: { sdb: { longestWriteMs: number; longestReadMs: number; fileBytes(): number } } }).spill;
+  const fileBytes = spillStore.sdb.fileBytes();
+  const longestWriteHold = spillStore.sdb.longestWriteMs;
+
+  // Decide everything: read back.
+  h.reset();
+  // Decisions come due as the arrivals did (one tick a second of fake time), as in steady state.
+  clock.t = 1_700_000_000_000 + 600_000;
+  const t1 = process.hrtime.bigint();
+  while ((await m('otelcol_processor_tail_sampling_sampling_traces_on_disk')) + p.pendingTraces > 0) {
+    await p.tick();
+    clock.t += 1000;
+  }
+  const decideSecs = Number(process.hrtime.bigint() - t1) / 1e9;
+  const decideLoopMaxMs = h.max / 1e6;
+  h.disable();
+  const readBack = await m('otelcol_processor_tail_sampling_read_back_spans_total');
+  const spilledBytes = await m('otelcol_processor_tail_sampling_spilled_bytes_total');
+  // Distribution of write-transaction durations (storage layer histogram).
+  const wh = (await tel.registry.getSingleMetric('sidecar_storage_write_seconds')!.get()).values;
+  const count = wh.find((v) => (v as { metricName?: string }).metricName?.endsWith('_count'))?.value ?? 0;
+  const le = (b: number) => wh.find((v) => (v as { metricName?: string }).metricName?.endsWith('_bucket') && Number(v.labels.le) === b)?.value ?? 0;
+  const writes = { count, share_le_10ms: +(le(0.01) / count).toFixed(4), share_le_20ms: +(le(0.02) / count).toFixed(4), over_20ms: count - le(0.02) };
+  const result = {
+    storage_writes: writes,
+    spans,
+    per_trace: PER,
+    sync: SYNC,
+    memory_budget_mib: +(MEMORY / 2 ** 20).toFixed(1),
+    hold: {
+      seconds: +holdSecs.toFixed(2),
+      spans_per_sec: Math.round(spans / holdSecs),
+      input_mb_per_sec: +(bytesIn / 1e6 / holdSecs).toFixed(1),
+      spans_on_disk: onDisk,
+      spans_in_memory: inMemory,
+      spill_bytes: diskBytes,
+      file_bytes: fileBytes,
+      rss_mib_baseline: Math.round(rss0 / 2 ** 20),
+      rss_mib: Math.round(mem.rss / 2 ** 20),
+      rss_mib_peak: Math.round(peakRss / 2 ** 20),
+      heap_used_mib: Math.round(mem.heapUsed / 2 ** 20),
+      external_mib: Math.round(mem.external / 2 ** 20),
+      event_loop_max_ms: +holdLoopMaxMs.toFixed(1),
+      longest_storage_write_ms: +longestWriteHold.toFixed(1),
+    },
+    decide: {
+      seconds: +decideSecs.toFixed(2),
+      read_back_spans: readBack,
+      read_back_spans_per_sec: Math.round(readBack / decideSecs),
+      read_back_mb_per_sec: +(spilledBytes / 1e6 / decideSecs).toFixed(1),
+      forwarded_spans: forwarded,
+      event_loop_max_ms: +decideLoopMaxMs.toFixed(1),
+    },
+    longest_storage_call_ms: +Math.max(spillStore.sdb.longestWriteMs, spillStore.sdb.longestReadMs).toFixed(1),
+  };
+  await p.shutdown();
+  fs.rmSync(dir, { recursive: true, force: true });
+  console.log(JSON.stringify(result));
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
