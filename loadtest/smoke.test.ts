@@ -1,0 +1,61 @@
+/**
+ * A short smoke run of every bundled scenario through the real collector
+ * (dist/collector/main.js; run `npm run build` first): a couple of seconds at a
+ * low rate, asserting the report files are written and the loss is 0.
+ * Full-length runs stay out of `npm test` (npm run loadtest -- <scenario>).
+ *
+ * To keep each run short, tail_sampling's decision_wait is cut to 1s and
+ * searches take a single 2s step.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, test } from 'vitest';
+import { runScenario, SIDE_CAR_MAIN } from './run.js';
+import { listScenarios, loadScenario } from './scenario.js';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'loadtest-smoke-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+const haveCollector = fs.existsSync(SIDE_CAR_MAIN);
+if (!haveCollector) console.warn(`loadtest smoke runs skipped: ${SIDE_CAR_MAIN} is missing (run npm run build)`);
+
+describe.skipIf(!haveCollector)('scenario smoke runs through the collector', () => {
+  for (const name of listScenarios()) {
+    test(name, { timeout: 90_000 }, async (ctx) => {
+      const s = loadScenario(name);
+      for (const [id, cfg] of Object.entries(s.collector.processors)) {
+        if (id.split('/')[0] === 'tail_sampling' && cfg) cfg.decision_wait = '1s';
+      }
+      s.collector.drain_timeout_ms = Math.min(s.collector.drain_timeout_ms, 20_000);
+      if (s.search) s.search = { ...s.search, start_rate: 1000, max_rate: 1000 };
+      const out = await runScenario({
+        scenario: name,
+        prepared: s,
+        durationMs: 2000,
+        rate: s.search ? undefined : 800 * (s.traffic.rate / Math.max(s.traffic.rate, ...s.traffic.phases.map((p) => p.rate ?? p.ramp_to ?? 0))),
+        outDir: tmp,
+        quiet: true,
+        inThreadGenerator: true,
+        log: () => {},
+      });
+      const run = out.report.runs[0];
+      if (run.status === 'skipped') {
+        console.warn(`smoke ${name} skipped: ${run.message}`);
+        ctx.skip();
+        return;
+      }
+      expect(fs.existsSync(out.files.json)).toBe(true);
+      expect(fs.existsSync(out.files.html)).toBe(true);
+      const html = fs.readFileSync(out.files.html, 'utf8');
+      expect(html).toContain('<svg');
+      expect(html).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org)/);
+      const json = JSON.parse(fs.readFileSync(out.files.json, 'utf8')) as { runs: Array<{ accounting: { loss: number; accepted: number } }> };
+      expect(json.runs[0].accounting.accepted).toBeGreaterThan(0);
+      expect(run.status, run.message).toBe('ok');
+      expect(run.accounting.loss).toBe(0);
+      expect(run.accounting.drainComplete).toBe(true);
+      expect(run.crosscheck.filter((c) => !c.ok)).toEqual([]);
+    });
+  }
+});
