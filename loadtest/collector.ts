@@ -107,6 +107,9 @@ export class CollectorProcess {
       cmd = process.execPath;
       args = [];
       if (o.memoryLimitMiB !== undefined) args.push(`--max-old-space-size=${Math.max(16, Math.floor(o.memoryLimitMiB * 0.75))}`);
+      // Extra node flags for the collector only, e.g. LOADTEST_COLLECTOR_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
+      const extra = process.env.LOADTEST_COLLECTOR_NODE_FLAGS;
+      if (extra) args.push(...extra.split(/\s+/).filter(Boolean));
       args.push(o.bin, '--config', this.configPath);
     } else {
       cmd = o.bin;

@@ -2,22 +2,27 @@
  * The batch processor: gathers spans from many small inputs into fewer, larger
  * downstream calls, by count, by encoded bytes and by age.
  *
- * Unlike the Collector's batch processor it does not swallow downstream
- * errors: every caller's promise settles when all the batches holding its
- * spans have settled downstream, and rejects if any of them failed (see
- * `Waiter.fail` for how several outcomes combine).
+ * Acknowledgement: a caller's `consume()` resolves as soon as its spans are in
+ * the buffer; from then on the processor owns them. It refuses new data with a
+ * retryable error (so the receiver answers UNAVAILABLE / 503 with a delay)
+ * while its pending bound is full and while the next stage is refusing. A
+ * batch the next stage refused with a retryable error is held and re-sent,
+ * oldest first and before any newer batch, with a backoff; a batch refused
+ * permanently is counted as dropped. Nothing accepted leaves without either
+ * reaching the next stage or going through `telemetry.drop`.
  *
  * Layout: spans wait in one bucket per resource (keyed by the resource's
  * encoded bytes, not by object identity, so the spans of one service arriving
  * in a thousand requests share one bucket and one ResourceSpans in the export
  * request). Buckets are drained in the order their resource first arrived;
- * spans inside a bucket keep their arrival order. Each bucket also records
- * which caller owns which run of its spans, as run-length entries (one per
- * input and resource, never one per span).
+ * spans inside a bucket keep their arrival order.
+ *
+ * Timers: one for the current buffer's age, one for the retry backoff (and,
+ * during shutdown, the buffer's timer is replaced by the shutdown deadline).
  */
-import type { Component } from '../../collector/component.js';
+import type { Clock, Component } from '../../collector/component.js';
 import type { TracesConsumer } from '../../collector/consumer.js';
-import { RetryableError, isPermanent } from '../../collector/errors.js';
+import { RetryableError, isPermanent, type CollectorError } from '../../collector/errors.js';
 import { spanWireSize } from '../../collector/pdata/encode.js';
 import { ScopeRef, type ResourceRef, type Span } from '../../collector/pdata/spans.js';
 import type { Telemetry } from '../../collector/telemetry/metrics.js';
@@ -33,84 +38,43 @@ export interface BatchOptions {
   sendBatchMaxBytes: number;
   /** Age of the oldest buffered span at which the buffer is sent (0: send every input at once). */
   timeoutMs: number;
-  /** Most spans held (buffered + downstream unsettled) before refusing. */
+  /** Most spans held (buffered + in flight downstream + held for retry) before refusing. */
   maxPendingSpans: number;
   /** Most encoded bytes held before refusing (0: no bound). */
   maxPendingBytes: number;
 }
 
-/** One caller's `consume()`: settles once none of its spans is buffered or in flight. */
-class Waiter {
-  /** Spans of this input not yet placed in a batch. */
-  unbatched: number;
-  /** Batches holding some of this input's spans that have not settled. */
-  inflight: number;
-  /** The batch sequence number this waiter was last counted in (dedupes per batch). */
-  mark: number;
-  err: unknown;
-  failed: boolean;
-  resolve: () => void;
-  reject: (e: unknown) => void;
-  constructor(n: number) {
-    this.unbatched = n;
-    this.inflight = 0;
-    this.mark = -1;
-    this.err = undefined;
-    this.failed = false;
-    this.resolve = noop;
-    this.reject = noop;
-  }
+/** Longest wait between two re-sends of a held batch. */
+export const MAX_RETRY_BACKOFF_MS = 5000;
+/** Shortest first wait before re-sending a held batch. */
+export const MIN_RETRY_BACKOFF_MS = 100;
+/** Default time `shutdown()` keeps re-sending held batches. */
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
+/** At most one log line per this interval for each kind of downstream failure. */
+const LOG_INTERVAL_MS = 10_000;
 
-  /**
-   * Records a failed batch. When an input's spans went out in several batches
-   * and more than one failed, a retryable error wins over a permanent one: the
-   * caller then retries, so the part that could still be delivered is not lost
-   * (at-least-once; parts that did succeed may arrive twice).
-   */
-  fail(err: unknown): void {
-    if (!this.failed) {
-      this.failed = true;
-      this.err = err;
-    } else if (isPermanent(this.err) && !isPermanent(err)) {
-      this.err = err;
-    }
-  }
-
-  settle(): void {
-    if (this.failed) this.reject(this.err);
-    else this.resolve();
-  }
-}
-
-function noop(): void {}
-
-interface Run {
-  waiter: Waiter;
-  count: number;
-}
-
-/** Spans of one resource waiting to be batched, and who owns them. */
+/** Spans of one resource waiting to be batched. */
 class Bucket {
   spans: Array<Span | undefined> = [];
   head = 0;
-  runs: Array<Run | undefined> = [];
-  runHead = 0;
 
-  get size(): number {
-    return this.spans.length - this.head;
-  }
-
-  /** Drops consumed slots once they are most of the arrays (amortised O(1)). */
+  /** Drops consumed slots once they are most of the array (amortised O(1)). */
   compact(): void {
     if (this.head >= 1024 && this.head * 2 >= this.spans.length) {
       this.spans = this.spans.slice(this.head);
       this.head = 0;
     }
-    if (this.runHead >= 256 && this.runHead * 2 >= this.runs.length) {
-      this.runs = this.runs.slice(this.runHead);
-      this.runHead = 0;
-    }
   }
+}
+
+/** One batch cut from the buffer; kept until the next stage has taken it (or it is dropped). */
+interface Batch {
+  /** Cut order; held batches are re-sent in this order. */
+  readonly seq: number;
+  readonly spans: Span[];
+  readonly bytes: number;
+  /** Times handed to the next stage so far. */
+  sends: number;
 }
 
 interface CanonResource {
@@ -139,33 +103,59 @@ function headerKey(h: Uint8Array): string {
   return Buffer.from(h.buffer, h.byteOffset, h.byteLength).toString('latin1');
 }
 
+function errMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
 export class BatchProcessor implements TracesConsumer, Component {
   /** Swaps a span's ScopeRef for a byte-identical shared one; the data is unchanged. */
   readonly mutatesData = false;
 
+  private readonly id: string;
   private readonly next: TracesConsumer;
   private readonly timers: Timers;
+  private readonly clock: Clock;
   private readonly logger: Logger;
+  private readonly telemetry: Telemetry;
   private readonly sizeTrigger: number;
   private readonly maxSpans: number;
   private readonly maxBytes: number;
   private readonly timeoutMs: number;
   private readonly maxPendingSpans: number;
   private readonly maxPendingBytes: number;
+  private readonly initialBackoffMs: number;
 
   private readonly buckets = new Map<ResourceRef, Bucket>();
   private readonly canon = new Map<string, CanonResource>();
   private bufferedSpans = 0;
   private bufferedBytes = 0;
-  /** Buffered plus handed downstream and not settled. */
+  /** Buffered + handed downstream and not settled + held for retry. */
   private pendingSpans = 0;
   private pendingBytes = 0;
+  /** Spans in held batches, including the one being re-sent. */
+  private heldSpans = 0;
+  /** Batches waiting to be (re)sent, by `seq`: failed ones and the ones cut behind them. */
+  private readonly held: Batch[] = [];
+  /** The held batch now being re-sent (at most one at a time). */
+  private resending: Batch | undefined = undefined;
+  /** Set by a retryable downstream failure; new data is refused with it until a send succeeds. */
+  private refusal: RetryableError | undefined = undefined;
+  private backoffMs: number;
   private timer: TimerHandle | undefined = undefined;
+  private retryTimer: TimerHandle | undefined = undefined;
   private batchSeq = 0;
   private inflightBatches = 0;
-  private drained: (() => void) | undefined = undefined;
+
   private stopped = false;
+  /** Past the shutdown deadline: nothing is re-sent any more, late failures are dropped. */
+  private abandoned = false;
   private shutdownPromise: Promise<void> | undefined = undefined;
+  private drained: (() => void) | undefined = undefined;
+  private deadlineTimer: TimerHandle | undefined = undefined;
+
+  private lastPermanentLog = -Infinity;
+  private permanentSinceLog = 0;
+  private lastRefusingLog = -Infinity;
 
   private readonly fullError: RetryableError;
   private readonly stoppedError: RetryableError;
@@ -176,26 +166,34 @@ export class BatchProcessor implements TracesConsumer, Component {
   private readonly mTimeoutTrigger;
   private readonly mSizeTrigger;
   private readonly mRefusedFull;
+  private readonly mRefusedDownstream;
   private readonly mRefusedShutdown;
   private readonly mPendingSpans;
   private readonly mPendingBytes;
+  private readonly mHeldSpans;
   private readonly mFailedSpans;
+  private readonly mRetries;
 
   constructor(
     id: string,
     opts: BatchOptions,
     next: TracesConsumer,
-    deps: { telemetry: Telemetry; timers: Timers; logger: Logger },
+    deps: { telemetry: Telemetry; timers: Timers; logger: Logger; clock?: Clock },
   ) {
+    this.id = id;
     this.next = next;
     this.timers = deps.timers;
+    this.clock = deps.clock ?? clockOf(deps.timers);
     this.logger = deps.logger;
+    this.telemetry = deps.telemetry;
     this.maxSpans = opts.sendBatchMaxSize > 0 ? opts.sendBatchMaxSize : Infinity;
     this.sizeTrigger = opts.sendBatchSize > 0 ? opts.sendBatchSize : this.maxSpans;
     this.maxBytes = opts.sendBatchMaxBytes > 0 ? opts.sendBatchMaxBytes : Infinity;
     this.timeoutMs = opts.timeoutMs;
     this.maxPendingSpans = opts.maxPendingSpans;
     this.maxPendingBytes = opts.maxPendingBytes > 0 ? opts.maxPendingBytes : Infinity;
+    this.initialBackoffMs = Math.min(MAX_RETRY_BACKOFF_MS, Math.max(MIN_RETRY_BACKOFF_MS, this.timeoutMs));
+    this.backoffMs = this.initialBackoffMs;
 
     const retryAfter = Math.max(1000, Math.ceil(this.timeoutMs));
     this.fullError = new RetryableError(
@@ -233,27 +231,56 @@ export class BatchProcessor implements TracesConsumer, Component {
       ['processor', 'reason'],
     );
     this.mRefusedFull = refused.labels(id, 'batcher_full');
+    this.mRefusedDownstream = refused.labels(id, 'downstream_refusing');
     this.mRefusedShutdown = refused.labels(id, 'shutting_down');
     this.mPendingSpans = t
-      .gauge('sidecar_processor_batch_pending_spans', 'Spans held by the batch processor (buffered + in flight downstream).', ['processor'])
+      .gauge(
+        'sidecar_processor_batch_pending_spans',
+        'Spans held by the batch processor (buffered + in flight downstream + held for retry).',
+        ['processor'],
+      )
       .labels(id);
     this.mPendingBytes = t
-      .gauge('sidecar_processor_batch_pending_bytes', 'Encoded span bytes held by the batch processor (buffered + in flight downstream).', ['processor'])
+      .gauge(
+        'sidecar_processor_batch_pending_bytes',
+        'Encoded span bytes held by the batch processor (buffered + in flight downstream + held for retry).',
+        ['processor'],
+      )
+      .labels(id);
+    this.mHeldSpans = t
+      .gauge(
+        'sidecar_processor_batch_held_spans',
+        'Spans in batches held for re-sending after the next stage refused one (including batches queued behind them).',
+        ['processor'],
+      )
       .labels(id);
     this.mFailedSpans = t
       .counter(
         'sidecar_processor_batch_downstream_failed_spans_total',
-        'Spans in batches the next stage rejected (the error went back to each caller).',
+        'Spans in batch sends the next stage rejected (each failed attempt counts).',
         ['processor'],
       )
       .labels(id);
+    this.mRetries = t
+      .counter('sidecar_processor_batch_send_retries_total', 'Re-sends of batches the next stage had refused with a retryable error.', ['processor'])
+      .labels(id);
+    this.mPendingSpans.set(0);
+    this.mPendingBytes.set(0);
+    this.mHeldSpans.set(0);
   }
 
   async start(): Promise<void> {}
 
-  /** Spans held now (buffered + in flight); for tests and the summary log. */
-  get pending(): { spans: number; bytes: number; buffered: number; inflightBatches: number } {
-    return { spans: this.pendingSpans, bytes: this.pendingBytes, buffered: this.bufferedSpans, inflightBatches: this.inflightBatches };
+  /** What the processor holds now; for tests and the summary log. */
+  get pending(): { spans: number; bytes: number; buffered: number; held: number; inflightBatches: number; refusing: boolean } {
+    return {
+      spans: this.pendingSpans,
+      bytes: this.pendingBytes,
+      buffered: this.bufferedSpans,
+      held: this.heldSpans,
+      inflightBatches: this.inflightBatches,
+      refusing: this.refusal !== undefined,
+    };
   }
 
   consume(spans: Span[]): Promise<void> {
@@ -262,6 +289,10 @@ export class BatchProcessor implements TracesConsumer, Component {
     if (this.stopped) {
       this.mRefusedShutdown.inc(n);
       return Promise.reject(this.stoppedError);
+    }
+    if (this.refusal !== undefined) {
+      this.mRefusedDownstream.inc(n);
+      return Promise.reject(this.refusal);
     }
     let bytes = 0;
     for (let i = 0; i < n; i++) bytes += spanWireSize(spans[i]);
@@ -273,22 +304,17 @@ export class BatchProcessor implements TracesConsumer, Component {
       return Promise.reject(this.fullError);
     }
 
-    const waiter = new Waiter(n);
-    const promise = new Promise<void>((resolve, reject) => {
-      waiter.resolve = resolve;
-      waiter.reject = reject;
-    });
-    this.append(spans, waiter);
+    this.append(spans);
     this.bufferedSpans += n;
     this.bufferedBytes += bytes;
     this.pendingSpans += n;
     this.pendingBytes += bytes;
 
     if (this.timeoutMs <= 0) {
-      while (this.bufferedSpans > 0) this.sendOne('size');
+      while (this.bufferedSpans > 0) this.cut('size');
     } else {
       while (this.bufferedSpans > 0 && (this.bufferedSpans >= this.sizeTrigger || this.bufferedBytes >= this.maxBytes)) {
-        this.sendOne('size');
+        this.cut('size');
       }
       // One timer for the current buffer, started when it stops being empty. It
       // is not restarted after a size-triggered send: whatever is left arrived
@@ -296,32 +322,71 @@ export class BatchProcessor implements TracesConsumer, Component {
       if (this.bufferedSpans === 0) this.stopTimer();
       else if (this.timer === undefined) this.timer = this.timers.setTimeout(this.onTimeout, this.timeoutMs);
     }
-    this.mPendingSpans.set(this.pendingSpans);
-    this.mPendingBytes.set(this.pendingBytes);
-    return promise;
+    this.updateGauges();
+    return RESOLVED;
   }
 
-  /** Flushes what is buffered, waits for every batch in flight, refuses new data. Idempotent. */
-  shutdown(): Promise<void> {
+  /**
+   * Sends what is buffered, keeps re-sending held batches until they are taken
+   * or `timeoutMs` (default 10 s) has passed, then counts whatever is still
+   * held as dropped (`shutdown`) and resolves. From the first call on, new data
+   * is refused with a retryable `ERR_SHUTTING_DOWN`. Idempotent.
+   */
+  shutdown(timeoutMs?: number): Promise<void> {
     if (this.shutdownPromise === undefined) {
       this.stopped = true;
       this.stopTimer();
-      while (this.bufferedSpans > 0) this.sendOne('shutdown');
-      this.shutdownPromise =
-        this.inflightBatches === 0
-          ? RESOLVED
-          : new Promise<void>((resolve) => {
-              this.drained = resolve;
-            });
+      while (this.bufferedSpans > 0) this.cut('shutdown');
+      this.updateGauges();
+      if (this.pendingSpans === 0) {
+        this.shutdownPromise = RESOLVED;
+      } else {
+        this.shutdownPromise = new Promise<void>((resolve) => {
+          this.drained = resolve;
+        });
+        const ms = Math.max(0, timeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS);
+        this.deadlineTimer = this.timers.setTimeout(this.onDeadline, ms);
+      }
     }
     return this.shutdownPromise;
   }
 
   private readonly onTimeout = (): void => {
     this.timer = undefined;
-    while (this.bufferedSpans > 0) this.sendOne('timeout');
-    this.mPendingSpans.set(this.pendingSpans);
-    this.mPendingBytes.set(this.pendingBytes);
+    while (this.bufferedSpans > 0) this.cut('timeout');
+    this.updateGauges();
+  };
+
+  private readonly onRetryTimer = (): void => {
+    this.retryTimer = undefined;
+    this.resendOldest();
+    this.updateGauges();
+  };
+
+  /** Shutdown ran out of time: drop what is still held, stop re-sending, resolve. */
+  private readonly onDeadline = (): void => {
+    this.deadlineTimer = undefined;
+    this.abandoned = true;
+    if (this.retryTimer !== undefined) {
+      this.timers.clearTimeout(this.retryTimer);
+      this.retryTimer = undefined;
+    }
+    let dropped = 0;
+    for (let i = 0; i < this.held.length; i++) {
+      const b = this.held[i];
+      dropped += b.spans.length;
+      this.release(b);
+      this.heldSpans -= b.spans.length;
+    }
+    this.held.length = 0;
+    this.refusal = undefined;
+    this.telemetry.drop(this.id, 'shutdown', dropped);
+    this.logger.warn(
+      { processor: this.id, droppedSpans: dropped, inFlightSpans: this.pendingSpans, inFlightBatches: this.inflightBatches },
+      'batch processor: shutdown timeout reached; dropped held spans (spans still in flight downstream are counted if they fail)',
+    );
+    this.updateGauges();
+    this.finishShutdown();
   };
 
   private stopTimer(): void {
@@ -332,35 +397,24 @@ export class BatchProcessor implements TracesConsumer, Component {
   }
 
   /** Puts an input's spans into their resources' buckets. */
-  private append(spans: Span[], waiter: Waiter): void {
+  private append(spans: Span[]): void {
     let lastScope: ScopeRef | undefined = undefined;
     let canonScope: ScopeRef | undefined = undefined;
     let bucket: Bucket | undefined = undefined;
-    let run: Run | undefined = undefined;
     for (let i = 0; i < spans.length; i++) {
       const s = spans[i];
       if (s.scope !== lastScope) {
         lastScope = s.scope;
         canonScope = this.canonicalScope(s.scope);
         const res = canonScope.resource;
-        let b = this.buckets.get(res);
-        if (b === undefined) {
-          b = new Bucket();
-          this.buckets.set(res, b);
-        }
-        if (b !== bucket) {
-          bucket = b;
-          const last = b.runs.length > b.runHead ? b.runs[b.runs.length - 1] : undefined;
-          if (last !== undefined && last.waiter === waiter) run = last;
-          else {
-            run = { waiter, count: 0 };
-            b.runs.push(run);
-          }
+        bucket = this.buckets.get(res);
+        if (bucket === undefined) {
+          bucket = new Bucket();
+          this.buckets.set(res, bucket);
         }
       }
       if (canonScope !== s.scope) s.scope = canonScope!;
       bucket!.spans.push(s);
-      run!.count++;
     }
   }
 
@@ -387,82 +441,199 @@ export class BatchProcessor implements TracesConsumer, Component {
     return cs;
   }
 
-  /** Takes one batch off the buffer (resources in arrival order) and sends it. */
-  private sendOne(trigger: Trigger): void {
-    const seq = ++this.batchSeq;
-    const batch: Span[] = [];
-    const waiters: Waiter[] = [];
+  /**
+   * Takes one batch off the buffer (resources in arrival order) and sends it,
+   * or queues it behind the held batches so it cannot overtake them.
+   */
+  private cut(trigger: Trigger): void {
+    const spansOut: Span[] = [];
     let bytes = 0;
     let full = false;
     for (const [res, b] of this.buckets) {
       const spans = b.spans;
       while (b.head < spans.length) {
-        if (batch.length >= this.maxSpans) {
+        if (spansOut.length >= this.maxSpans) {
           full = true;
           break;
         }
         const s = spans[b.head]!;
         const sz = spanWireSize(s);
-        if (batch.length > 0 && bytes + sz > this.maxBytes) {
+        if (spansOut.length > 0 && bytes + sz > this.maxBytes) {
           full = true;
           break;
         }
-        batch.push(s);
+        spansOut.push(s);
         bytes += sz;
         spans[b.head++] = undefined;
-        const run = b.runs[b.runHead]!;
-        const w = run.waiter;
-        if (w.mark !== seq) {
-          w.mark = seq;
-          w.inflight++;
-          waiters.push(w);
-        }
-        w.unbatched--;
-        if (--run.count === 0) b.runs[b.runHead++] = undefined;
       }
       if (b.head >= spans.length) this.buckets.delete(res); // safe while iterating a Map
       else b.compact();
       if (full) break;
     }
-    this.bufferedSpans -= batch.length;
+    this.bufferedSpans -= spansOut.length;
     this.bufferedBytes -= bytes;
-    this.mSendSize.observe(batch.length);
+    this.mSendSize.observe(spansOut.length);
     this.mSendBytes.observe(bytes);
     if (trigger === 'size') this.mSizeTrigger.inc();
     else if (trigger === 'timeout') this.mTimeoutTrigger.inc();
-    this.dispatch(batch, bytes, waiters);
+    const batch: Batch = { seq: ++this.batchSeq, spans: spansOut, bytes, sends: 0 };
+    if (this.held.length > 0 || this.resending !== undefined) {
+      // Behind a refused batch: wait for it (the retry timer or the re-send in
+      // flight drives the held queue).
+      this.held.push(batch);
+      this.heldSpans += spansOut.length;
+    } else {
+      this.dispatch(batch);
+    }
   }
 
-  private dispatch(batch: Span[], bytes: number, waiters: Waiter[]): void {
+  private dispatch(b: Batch): void {
     this.inflightBatches++;
+    b.sends++;
     let p: Promise<void>;
     try {
-      p = this.next.consume(batch);
+      p = this.next.consume(b.spans);
     } catch (e) {
       p = Promise.reject(e);
     }
     p.then(
-      () => this.settle(batch.length, bytes, waiters, undefined, false),
-      (e: unknown) => this.settle(batch.length, bytes, waiters, e, true),
+      () => this.onSent(b),
+      (e: unknown) => this.onFailed(b, e),
     );
   }
 
-  private settle(n: number, bytes: number, waiters: Waiter[], err: unknown, failed: boolean): void {
-    this.pendingSpans -= n;
-    this.pendingBytes -= bytes;
-    this.mPendingSpans.set(this.pendingSpans);
-    this.mPendingBytes.set(this.pendingBytes);
-    if (failed) this.mFailedSpans.inc(n);
-    for (let i = 0; i < waiters.length; i++) {
-      const w = waiters[i];
-      if (failed) w.fail(err);
-      if (--w.inflight === 0 && w.unbatched === 0) w.settle();
+  /** Re-sends the oldest held batch, unless one is already being re-sent. */
+  private resendOldest(): void {
+    if (this.abandoned || this.resending !== undefined || this.held.length === 0) return;
+    const b = this.held.shift()!;
+    this.resending = b;
+    if (b.sends > 0) this.mRetries.inc();
+    this.dispatch(b);
+  }
+
+  /** The next stage took a batch. */
+  private onSent(b: Batch): void {
+    this.inflightBatches--;
+    this.release(b);
+    if (this.resending === b) {
+      this.resending = undefined;
+      this.heldSpans -= b.spans.length;
     }
-    if (--this.inflightBatches === 0 && this.drained !== undefined) {
-      const d = this.drained;
-      this.drained = undefined;
-      this.logger.debug('batch processor drained');
-      d();
+    // The next stage takes data again: accept new data, and send the held
+    // batches now rather than after the backoff.
+    this.refusal = undefined;
+    this.backoffMs = this.initialBackoffMs;
+    if (this.held.length > 0 && this.resending === undefined && !this.abandoned) {
+      if (this.retryTimer !== undefined) {
+        this.timers.clearTimeout(this.retryTimer);
+        this.retryTimer = undefined;
+      }
+      this.resendOldest();
+    }
+    this.updateGauges();
+    this.finishShutdown();
+  }
+
+  /** The next stage refused a batch (or threw). */
+  private onFailed(b: Batch, e: unknown): void {
+    this.inflightBatches--;
+    const n = b.spans.length;
+    this.mFailedSpans.inc(n);
+    const wasResending = this.resending === b;
+    if (wasResending) this.resending = undefined;
+
+    if (isPermanent(e)) {
+      this.release(b);
+      if (wasResending) this.heldSpans -= n;
+      this.telemetry.drop(this.id, 'export_permanent_error', n);
+      this.logPermanent(e, n);
+      // Not a capacity problem: go on with the next held batch at once (a
+      // direct batch failing leaves the held queue to its retry timer).
+      if (wasResending) this.resendOldest();
+    } else if (this.abandoned) {
+      this.release(b);
+      if (wasResending) this.heldSpans -= n;
+      this.telemetry.drop(this.id, 'shutdown', n);
+    } else {
+      // Retryable: hold it, in cut order, and refuse new data until a send succeeds.
+      if (!wasResending) this.heldSpans += n;
+      let i = this.held.length;
+      while (i > 0 && this.held[i - 1].seq > b.seq) i--;
+      this.held.splice(i, 0, b);
+      this.refuseAfter(e);
+      if (this.resending === undefined && this.retryTimer === undefined) {
+        const hint = (e as CollectorError | undefined)?.retryAfterMs ?? 0;
+        const delay = Math.max(this.backoffMs, Math.min(hint, MAX_RETRY_BACKOFF_MS));
+        this.backoffMs = Math.min(MAX_RETRY_BACKOFF_MS, this.backoffMs * 2);
+        this.retryTimer = this.timers.setTimeout(this.onRetryTimer, delay);
+      }
+    }
+    // A batch refused for good leaves nothing to wait for: stop refusing.
+    if (this.held.length === 0 && this.resending === undefined) this.refusal = undefined;
+    this.updateGauges();
+    this.finishShutdown();
+  }
+
+  private refuseAfter(e: unknown): void {
+    const hint = (e as CollectorError | undefined)?.retryAfterMs;
+    const retryAfter = Math.max(hint ?? 1000, Math.ceil(this.timeoutMs), 1);
+    const first = this.refusal === undefined;
+    this.refusal = new RetryableError(
+      `${this.id}: the next stage is refusing data (${errMessage(e)}); ${this.heldSpans} spans held for re-sending`,
+      retryAfter,
+      'ERR_QUEUE_FULL',
+      { cause: e },
+    );
+    const now = this.clock.now();
+    if (first && now - this.lastRefusingLog >= LOG_INTERVAL_MS) {
+      this.lastRefusingLog = now;
+      this.logger.warn(
+        { processor: this.id, err: errMessage(e), heldSpans: this.heldSpans },
+        'batch processor: next stage refused a batch; holding it for re-sending and refusing new data until a send succeeds',
+      );
     }
   }
+
+  private logPermanent(e: unknown, n: number): void {
+    this.permanentSinceLog += n;
+    const now = this.clock.now();
+    if (now - this.lastPermanentLog < LOG_INTERVAL_MS) return;
+    this.lastPermanentLog = now;
+    this.logger.warn(
+      { processor: this.id, err: errMessage(e), droppedSpans: this.permanentSinceLog },
+      'batch processor: next stage rejected a batch permanently; spans dropped (export_permanent_error)',
+    );
+    this.permanentSinceLog = 0;
+  }
+
+  private release(b: Batch): void {
+    this.pendingSpans -= b.spans.length;
+    this.pendingBytes -= b.bytes;
+  }
+
+  private finishShutdown(): void {
+    if (this.drained === undefined) return;
+    if (this.pendingSpans > 0 && !this.abandoned) return;
+    const d = this.drained;
+    this.drained = undefined;
+    if (this.deadlineTimer !== undefined) {
+      this.timers.clearTimeout(this.deadlineTimer);
+      this.deadlineTimer = undefined;
+    }
+    this.logger.debug({ processor: this.id }, 'batch processor drained');
+    d();
+  }
+
+  private updateGauges(): void {
+    this.mPendingSpans.set(this.pendingSpans);
+    this.mPendingBytes.set(this.pendingBytes);
+    this.mHeldSpans.set(this.heldSpans);
+  }
+}
+
+/** The timers' own clock when they have one (test timers), else the system clock. */
+function clockOf(timers: Timers): Clock {
+  const t = timers as Partial<Clock>;
+  if (typeof t.now === 'function') return timers as unknown as Clock;
+  return { now: () => Date.now() };
 }

@@ -30,7 +30,7 @@ export const BatchConfigSchema = Type.Object(
       minimum: 1,
       default: 65536,
       description:
-        'Most spans the processor holds at once: buffered plus handed downstream and not yet settled. Beyond it new data is refused with a retryable error (an input arriving while nothing is pending is always taken).',
+        'Most spans the processor holds at once: buffered, handed downstream and not yet settled, and held for re-sending after the next stage refused them. Beyond it new data is refused with a retryable error (an input arriving while nothing is pending is always taken).',
     }),
     max_pending_bytes: Type.Integer({
       minimum: 0,

@@ -5,7 +5,7 @@ import { BatchConfigSchema, validateBatchConfig, type BatchConfig } from './conf
 import { BatchProcessor, type BatchOptions } from './batcher.js';
 import { timersFor } from './timers.js';
 
-export { BatchProcessor, type BatchOptions } from './batcher.js';
+export { BatchProcessor, type BatchOptions, DEFAULT_SHUTDOWN_TIMEOUT_MS, MAX_RETRY_BACKOFF_MS } from './batcher.js';
 export { BatchConfigSchema, type BatchConfig } from './config.js';
 export { ManualTimers, realTimers, timersFor, type Timers } from './timers.js';
 
@@ -30,6 +30,7 @@ export const batchProcessorFactory: ProcessorFactory<typeof BatchConfigSchema> =
       telemetry: settings.telemetry,
       timers: timersFor(settings.clock),
       logger: settings.logger,
+      clock: settings.clock,
     });
   },
 };
