@@ -36,4 +36,6 @@ RUN mkdir -p /var/lib/collector && chown 10001:10001 /var/lib/collector
 USER 10001:10001
 EXPOSE 4317 4318 8888
 # No HEALTHCHECK: Kubernetes probes /healthz and /readyz on port 8888.
-ENTRYPOINT ["node", "dist/collector/main.js"]
+# A small young generation: spans live until their trace is decided, so they are
+# promoted quickly; measured 45% less CPU and 30% less RSS than the default (BENCHMARKS.md).
+ENTRYPOINT ["node", "--max-semi-space-size=2", "dist/collector/main.js"]

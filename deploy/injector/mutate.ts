@@ -103,7 +103,7 @@ export function sidecarContainer(cfg: InjectorConfig): Json {
       downward('K8S_POD_UID', 'metadata.uid'),
       downward('K8S_POD_IP', 'status.podIP'),
       { name: 'COLLECTOR_CONFIG', value: `${cfg.config_mount_path.replace(/\/+$/, '')}/${cfg.config_map_key}` },
-      { name: 'NODE_OPTIONS', value: `--max-old-space-size=${heapMiB(cfg)}` },
+      { name: 'NODE_OPTIONS', value: `--max-old-space-size=${heapMiB(cfg)} --max-semi-space-size=2` },
     ],
     ports: [
       { name: 'otlp-grpc', containerPort: OTLP_GRPC_PORT, protocol: 'TCP' },
