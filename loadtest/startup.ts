@@ -1,0 +1,141 @@
+/**
+ * Start-up and idle figures: process spawn to `/readyz` 200, and idle RSS,
+ * for the built-in default config and for a config whose tail-sampling spill
+ * file already holds pending traces (as after a restart with data on disk).
+ *
+ *   node dist/loadtest/startup.js [--runs 5] [--pending-mib 1024]
+ *
+ * Prints one JSON line per measurement.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { REPO_ROOT } from './scenario.js';
+import { TraceSpillStore } from '../storage/spill.js';
+import { fileNameFor } from '../storage/registry.js';
+import { scanExportRequest } from '../collector/pdata/spans.js';
+import { realisticRequest } from '../collector/pdata/bench.js';
+import { Telemetry } from '../collector/telemetry/metrics.js';
+import { silentLogger } from '../collector/telemetry/logger.js';
+
+const MAIN = path.join(REPO_ROOT, 'dist', 'collector', 'main.js');
+
+function arg(name: string, def: number): number {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? Number(process.argv[i + 1]) : def;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Math.round(Number(m[1]) / 1024) : 0;
+}
+
+/** Spawns the collector, returns ms from spawn to /readyz 200 and the RSS 5 s later. */
+async function measure(configText: string, dir: string, idle: boolean): Promise<{ ready_ms: number; idle_rss_mib?: number }> {
+  const metrics = await freePort();
+  const grpc = await freePort();
+  const http = await freePort();
+  const text = configText
+    .replace('127.0.0.1:8888', `127.0.0.1:${metrics}`)
+    .replace('127.0.0.1:4317', `127.0.0.1:${grpc}`)
+    .replace('127.0.0.1:4318', `127.0.0.1:${http}`);
+  const file = path.join(dir, `config-${metrics}.yaml`);
+  fs.writeFileSync(file, text);
+  const t0 = performance.now();
+  const child = spawn(process.execPath, ['--max-semi-space-size=2', MAIN, '--config', file], { cwd: dir, stdio: 'ignore' });
+  let ready = -1;
+  for (let i = 0; i < 6000 && ready < 0; i++) {
+    try {
+      const r = await fetch(`http://127.0.0.1:${metrics}/readyz`);
+      if (r.status === 200) ready = performance.now() - t0;
+    } catch {
+      /* not yet */
+    }
+    if (ready < 0) await new Promise((r) => setTimeout(r, 5));
+  }
+  let idleRss: number | undefined;
+  if (idle) {
+    await new Promise((r) => setTimeout(r, 5000));
+    idleRss = rssMiB(child.pid!);
+  }
+  child.kill('SIGINT');
+  await new Promise((r) => child.on('exit', r));
+  return { ready_ms: Math.round(ready), idle_rss_mib: idleRss };
+}
+
+async function prefill(dir: string, mib: number): Promise<number> {
+  const store = TraceSpillStore.open({
+    directory: dir,
+    file: fileNameFor('spill', 'tail_sampling'),
+    sync: 'normal',
+    maxBytes: (mib + 256) * 1024 * 1024,
+    logger: silentLogger(),
+    telemetry: new Telemetry(),
+    component: 'tail_sampling',
+  });
+  let bytes = 0;
+  let seed = 1;
+  const now = Date.now();
+  while (bytes < mib * 1024 * 1024) {
+    const spans = scanExportRequest(realisticRequest(512, seed++)).spans;
+    const byTrace = new Map<string, typeof spans>();
+    for (const s of spans) byTrace.set(s.traceId, [...(byTrace.get(s.traceId) ?? []), s]);
+    store.spill([...byTrace].map(([traceId, s]) => ({ traceId, firstSeenMs: now, dueMs: now + 3_600_000, spans: s })));
+    for (const s of spans) bytes += s.len;
+  }
+  store.close();
+  return bytes;
+}
+
+async function main(): Promise<void> {
+  const runs = arg('--runs', 5);
+  const pendingMiB = arg('--pending-mib', 1024);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'startup-'));
+  try {
+    const def = fs.readFileSync(path.join(REPO_ROOT, 'config', 'default.yaml'), 'utf8');
+    const ready: number[] = [];
+    const rss: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const m = await measure(def, dir, i === 0);
+      ready.push(m.ready_ms);
+      if (m.idle_rss_mib !== undefined) rss.push(m.idle_rss_mib);
+    }
+    console.log(JSON.stringify({ bench: 'startup.default_config', runs, ready_ms_median: median(ready), ready_ms_max: Math.max(...ready), idle_rss_mib: rss[0] }));
+
+    if (pendingMiB > 0) {
+      const spillDir = path.join(dir, 'spill');
+      const t0 = performance.now();
+      const bytes = await prefill(spillDir, pendingMiB);
+      const fillMs = performance.now() - t0;
+      const withDisk = def.replace(
+        '    num_traces: 50000\n',
+        `    num_traces: 50000\n    buffer:\n      disk:\n        directory: ${spillDir}\n        max_bytes: ${(pendingMiB + 512) * 1024 * 1024}\n`,
+      );
+      const r: number[] = [];
+      for (let i = 0; i < Math.min(runs, 3); i++) r.push((await measure(withDisk, dir, false)).ready_ms);
+      console.log(
+        JSON.stringify({ bench: 'startup.pending_on_disk', pending_mib: Math.round(bytes / 1048576), prefill_s: Math.round(fillMs / 100) / 10, ready_ms_median: median(r), ready_ms_max: Math.max(...r) }),
+      );
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) void main();
