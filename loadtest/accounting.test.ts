@@ -51,6 +51,36 @@ describe('generator -> sink directly', () => {
     });
   }
 
+  for (const protocol of ['grpc', 'http/protobuf']) {
+    test(`${protocol} replay: a 4-request pool re-sent many times; ids unique, truth exact, loss 0`, async () => {
+      const s = scenario(protocol, `  replay: true\n  replay_pool: 4\n${protocol === 'http/protobuf' ? '  gzip: true\n' : ''}`);
+      const r = await runOnce({ scenario: s, target: 'direct', inThreadGenerator: true, workDir: tmp, progressEvery: 0, log: () => {} });
+      const g = r.generator;
+      expect(r.status).toBe('ok');
+      expect(g.replay).toBe(true);
+      expect(g.offered_requests).toBeGreaterThan(4 * 10); // the pool went round at least 10 times
+      expect(g.offered_spans).toBe(g.generated_spans);
+      expect(g.accepted_spans).toBe(g.offered_spans);
+      expect(r.accounting.exported).toBe(g.offered_spans);
+      expect(r.accounting.loss).toBe(0);
+      expect(r.crosscheck.every((c) => c.ok)).toBe(true);
+      // every sent (trace, span) id pair is new, every trace id is one of the truth's, every trace arrived whole
+      expect(r.fidelity.duplicateSpans).toBe(0);
+      expect(r.fidelity.unknownTraces).toBe(0);
+      expect(r.fidelity.eligibleTraces).toBe(g.generated_traces);
+      expect(r.fidelity.keptTraces).toBe(g.generated_traces);
+      expect(r.fidelity.incompleteKeptTraces).toBe(0);
+      // one root per trace: parent ids were rewritten with their trace
+      expect(r.latency.root.count).toBe(g.generated_traces);
+      // roots end as their request leaves: latency stays small instead of growing with the pool's age
+      expect(r.latency.root.p99).toBeLessThan(1000);
+    });
+  }
+
+  test('replay with OTLP/JSON is a configuration error', () => {
+    expect(() => scenario('http/json', '  replay: true\n')).toThrow(/replay works only with protobuf/);
+  });
+
   test('known drop rule: the sink rejects 3 spans of every request via partial_success', async () => {
     const s = scenario('grpc', 'faults:\n  - {at: 0s, mode: partial, reject: 3}\n');
     const r = await runOnce({ scenario: s, target: 'direct', inThreadGenerator: true, workDir: tmp, progressEvery: 0, log: () => {} });

@@ -7,6 +7,8 @@ import { rateAt, scheduledSpans, scaleDuration, scaleRates, type TrafficConfig }
 import { scanExportRequest } from '../collector/pdata/spans.js';
 import { spanAttributes, spanName } from '../collector/pdata/attributes.js';
 import { jsonToProtobuf, protobufToJsonObject } from '../collector/pdata/otlp-json.js';
+import { ReplayRewriter, buildReplayPool } from './generator/replay.js';
+import { decodeRequest } from '../test/otlp.js';
 
 const BASE_MS = 1_700_000_000_000;
 
@@ -185,5 +187,127 @@ describe('traffic schedule', () => {
     expect(d.phases.map((p) => p.duration_ms)).toEqual([1000, 1000]);
     expect(d.bursts!.every_ms).toBe(1000);
     expect(d.bursts!.length_ms).toBe(100);
+  });
+});
+
+describe('replay mode', () => {
+  const SEED = 11;
+  const SPR = 100;
+  function makePool(size: number) {
+    const graph = new ServiceGraph(withShapeDefaults({}), SEED);
+    return buildReplayPool(new TraceGenerator(graph, SEED), new ProtoEncoder(graph), SPR, size, BASE_MS);
+  }
+  /** Independent reference for the rewrite: the first 4 id bytes XOR the key (big-endian). */
+  function xorHex(hex: string, key: number): string {
+    const b = Buffer.from(hex, 'hex');
+    b.writeUInt32BE((b.readUInt32BE(0) ^ key) >>> 0, 0);
+    return b.toString('hex');
+  }
+  type JSpan = { traceId: string; spanId: string; parentSpanId?: string; startTimeUnixNano: string; endTimeUnixNano: string; events?: Array<{ timeUnixNano: string }> };
+  const spansOf = (bytes: Uint8Array): JSpan[] =>
+    (decodeRequest(bytes).resourceSpans ?? []).flatMap((rs) => (rs.scopeSpans ?? []).flatMap((ss) => (ss.spans ?? []) as unknown as JSpan[]));
+
+  test('the pool is the model batched as the loop does, ending at a trace boundary', () => {
+    const pool = makePool(6);
+    const graph = new ServiceGraph(withShapeDefaults({}), SEED);
+    const ref = new TraceGenerator(graph, SEED);
+    const total = pool.entries.reduce((n, e) => n + e.spans, 0);
+    expect(pool.entries.length).toBeGreaterThanOrEqual(6);
+    expect(pool.entries.length).toBeLessThanOrEqual(7);
+    for (const e of pool.entries.slice(0, 6)) expect(e.spans).toBe(SPR);
+    expect(pool.traces.reduce((n, t) => n + t.spans, 0)).toBe(total);
+    for (const t of pool.traces) {
+      const g = ref.next();
+      expect(Buffer.from(t.id).toString('hex')).toBe(g.traceIdHex);
+      expect([t.spans, t.classes, t.durationMs]).toEqual([g.spans.length, g.classes, g.durationMs]);
+    }
+    // the offsets cover every id: one trace id and one span id per span, plus one per parent
+    for (const e of pool.entries) {
+      const spans = spansOf(e.body);
+      expect(e.traceIdOffs.length).toBe(spans.length);
+      expect(e.spanIdOffs.length).toBe(spans.length + spans.filter((s) => s.parentSpanId).length);
+    }
+  });
+
+  test('sends: unique ids, parent links inside the trace, shifted times, valid for the scanner, truth matches', () => {
+    const pool = makePool(5);
+    const rw = new ReplayRewriter(pool);
+    const workers = 2;
+    const worker = 1;
+    const seen = new Set<string>();
+    const sentTraceIds = new Set<string>();
+    let sentSpans = 0;
+    for (let cycle = 0; cycle < 6; cycle++) {
+      const key = (cycle * workers + worker) >>> 0;
+      rw.setKey(key);
+      const truth = new Map<string, { spans: number; classes: number }>();
+      const rootEnd = new Map<number, number>();
+      const spanIdsByTrace = new Map<string, Set<string>>();
+      const parents: Array<[string, string]> = [];
+      const perTrace = new Map<string, number>();
+      pool.entries.forEach((e, ei) => {
+        for (let k = 0; k < e.traces.length; k += 2) {
+          const ti = e.traces[k];
+          if (pool.traces[ti].firstEntry !== ei) continue;
+          const end = BASE_MS + 60_000 * (cycle + 1) + 7 * ei;
+          rw.startTrace(ti, end);
+          rootEnd.set(ti, end);
+          const id = new Uint8Array(16);
+          rw.traceId(ti, id);
+          truth.set(Buffer.from(id).toString('hex'), { spans: pool.traces[ti].spans, classes: pool.traces[ti].classes });
+        }
+        const body = rw.render(e);
+        expect(Buffer.compare(body, e.body)).not.toBe(0); // the template is untouched, the copy differs
+        const scanned = scanExportRequest(body);
+        expect(scanned.rejected).toBe(0);
+        expect(scanned.spans.length).toBe(e.spans);
+        const sent = spansOf(body);
+        const tmpl = spansOf(e.body);
+        expect(sent.length).toBe(tmpl.length);
+        // spans are grouped by resource and scope, not by trace: find each span's pool trace by id
+        const byId = new Map<string, number>();
+        const inEntry = new Map<number, number>();
+        for (let k = 0; k < e.traces.length; k += 2) byId.set(Buffer.from(pool.traces[e.traces[k]].id).toString('hex'), e.traces[k]);
+        for (let i = 0; i < sent.length; i++) {
+          const s = sent[i];
+          const t = tmpl[i];
+          expect(scanned.spans[i].traceId).toBe(s.traceId);
+          // exactly the template after the same rewrite
+          expect(s.traceId).toBe(xorHex(t.traceId, key));
+          expect(s.spanId).toBe(xorHex(t.spanId, key));
+          expect(s.parentSpanId ?? '').toBe(t.parentSpanId ? xorHex(t.parentSpanId, key) : '');
+          const ti = byId.get(t.traceId)!;
+          expect(ti).toBeDefined();
+          inEntry.set(ti, (inEntry.get(ti) ?? 0) + 1);
+          const shift = BigInt(rootEnd.get(ti)! - BASE_MS) * 1_000_000n;
+          expect(BigInt(s.startTimeUnixNano)).toBe(BigInt(t.startTimeUnixNano) + shift);
+          expect(BigInt(s.endTimeUnixNano)).toBe(BigInt(t.endTimeUnixNano) + shift);
+          for (let v = 0; v < (s.events ?? []).length; v++) expect(BigInt(s.events![v].timeUnixNano)).toBe(BigInt(t.events![v].timeUnixNano) + shift);
+          // the root span ends when its trace is sent
+          if (!s.parentSpanId) expect(Math.abs(Number(BigInt(s.endTimeUnixNano) / 1000n) / 1000 - rootEnd.get(ti)!)).toBeLessThan(1);
+          const k = `${s.traceId}:${s.spanId}`;
+          expect(seen.has(k)).toBe(false);
+          seen.add(k);
+          let ids = spanIdsByTrace.get(s.traceId);
+          if (ids === undefined) spanIdsByTrace.set(s.traceId, (ids = new Set()));
+          ids.add(s.spanId);
+          if (s.parentSpanId) parents.push([s.traceId, s.parentSpanId]);
+          perTrace.set(s.traceId, (perTrace.get(s.traceId) ?? 0) + 1);
+          sentSpans++;
+        }
+        for (let k = 0; k < e.traces.length; k += 2) expect(inEntry.get(e.traces[k])).toBe(e.traces[k + 1]);
+      });
+      // every parent is a span of the same trace (traces may cross requests, never cycles)
+      for (const [traceId, parent] of parents) expect(spanIdsByTrace.get(traceId)!.has(parent)).toBe(true);
+      // the truth (rewritten ids, span counts) is what was sent; no trace id repeats across cycles
+      expect([...perTrace.keys()].sort()).toEqual([...truth.keys()].sort());
+      for (const [id, n] of perTrace) {
+        expect(n).toBe(truth.get(id)!.spans);
+        expect(sentTraceIds.has(id)).toBe(false);
+        sentTraceIds.add(id);
+      }
+    }
+    expect(seen.size).toBe(sentSpans);
+    expect(sentTraceIds.size).toBe(6 * pool.traces.length);
   });
 });

@@ -98,7 +98,7 @@ export interface RunResult {
   message?: string;
   rate: number;
   durationMs: number;
-  generator: GenStats & { workers: number; fellBehind: boolean };
+  generator: GenStats & { workers: number; fellBehind: boolean; replay?: boolean };
   accounting: Accounting;
   resources: Resources | undefined;
   latency: { span: LatencySummary; root: LatencySummary };
@@ -298,7 +298,17 @@ export function summaryRows(runs: RunResult[]): Array<[string, ...string[]]> {
     const bad = r.crosscheck.filter((c) => !c.ok);
     return bad.length === 0 ? `all ${r.crosscheck.length} agree` : `${bad.length} disagree: ${bad.map((c) => c.check).join('; ')}`;
   });
-  row('generator', (r) => `${r.generator.workers || 'in-thread'} worker(s), max lag ${fmtNum(r.generator.max_lag_ms)} ms${r.generator.fellBehind ? ' — FELL BEHIND its schedule' : ''}`);
+  row('generator', (r) => {
+    const g = r.generator;
+    const pct = (ms: number | undefined) => fmtNum((100 * (ms ?? 0)) / g.elapsed_ms, 0);
+    const busy =
+      g.elapsed_ms > 0 && (g.cpu_ms ?? 0) > 0
+        ? `, CPU ${pct(g.cpu_ms)}% of a core (loop busy ${pct(g.loop_active_ms)}%)`
+        : g.elapsed_ms > 0 && (g.loop_active_ms ?? 0) > 0
+          ? `, loop busy ${pct(g.loop_active_ms)}%`
+          : '';
+    return `${g.workers || 'in-thread'} worker(s)${g.replay ? ' (replay)' : ''}, max lag ${fmtNum(g.max_lag_ms)} ms${busy}${g.fellBehind ? ' — FELL BEHIND its schedule' : ''}`;
+  });
   row('expectations', (r) => {
     const bad = r.expectations.filter((e) => !e.ok);
     return r.expectations.length === 0 ? '-' : bad.length === 0 ? 'all met' : `FAILED: ${bad.map((e) => e.what).join('; ')}`;

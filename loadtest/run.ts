@@ -15,6 +15,7 @@ import { Metrics } from './prom.js';
 import { SinkRecorder } from './recorder.js';
 import {
   REPO_ROOT,
+  checkReplay,
   collectorConfig,
   listScenarios,
   loadScenario,
@@ -379,7 +380,7 @@ export async function runOnce(o: RunOnceOptions): Promise<RunResult> {
       status: 'ok',
       rate: s.traffic.rate,
       durationMs: s.traffic.duration_ms,
-      generator: { ...gs, workers: g.workers, fellBehind: g.fellBehind },
+      generator: { ...gs, workers: g.workers, fellBehind: g.fellBehind, replay: s.traffic.replay === true },
       accounting: acc,
       resources: resourcesFrom(samples, elp99),
       latency: { span: sink.latency.summary(), root: sink.rootLatency.summary() },
@@ -528,6 +529,8 @@ export interface CliOptions {
   target?: string;
   metricsUrl?: string;
   direct?: boolean;
+  /** Replay mode for the traffic (see generator/replay.ts). */
+  replay?: boolean;
   outDir?: string;
   quiet?: boolean;
   inThreadGenerator?: boolean;
@@ -544,7 +547,11 @@ export interface ScenarioOutcome {
 
 export async function runScenario(c: CliOptions): Promise<ScenarioOutcome> {
   const log = c.log ?? ((l: string) => console.log(l));
-  const loaded = c.prepared ?? loadScenario(c.scenario);
+  let loaded = c.prepared ?? loadScenario(c.scenario);
+  if (c.replay) {
+    loaded = { ...loaded, traffic: { ...loaded.traffic, replay: true } };
+    checkReplay(loaded.traffic, '--replay');
+  }
   // For a search, --rate sets the starting rate and --duration the length of each step.
   const scenario = loaded.search
     ? { ...loaded, search: { ...loaded.search, start_rate: c.rate ?? loaded.search.start_rate } }
@@ -614,6 +621,7 @@ options:
   --target HOST:PORT     send to a running collector instead of starting one
   --metrics-url URL      that collector's Prometheus endpoint (with --target)
   --direct               no collector: generator -> sink (checks the harness itself)
+  --replay               replay mode: re-send a pool of pre-encoded requests with fresh ids (protobuf only; for throughput)
   --out DIR              where results go (default loadtest/results)
   --quiet                no progress lines
   --list                 list the bundled scenarios`;
@@ -651,6 +659,9 @@ export function parseArgs(argv: string[]): CliOptions | 'list' | 'help' {
         break;
       case '--direct':
         o.direct = true;
+        break;
+      case '--replay':
+        o.replay = true;
         break;
       case '--out':
         o.outDir = v();

@@ -125,7 +125,7 @@ export function parseScenario(text: string, file = '<inline>'): Scenario {
   const duration = dur(doc.duration, `${file}: duration`, 30_000);
 
   const tr = (doc.traffic ?? {}) as Obj;
-  known(tr, ['rate', 'protocol', 'gzip', 'spans_per_request', 'max_in_flight', 'max_queued', 'flush_interval', 'workers', 'seed', 'phases', 'bursts', 'retry', 'timeout', 'shape'], `${file}: traffic`);
+  known(tr, ['rate', 'protocol', 'gzip', 'spans_per_request', 'max_in_flight', 'max_queued', 'flush_interval', 'workers', 'seed', 'phases', 'bursts', 'retry', 'timeout', 'shape', 'replay', 'replay_pool'], `${file}: traffic`);
   const protocol = (tr.protocol ?? 'grpc') as Protocol;
   if (!PROTOCOLS.includes(protocol)) throw new Error(`${file}: traffic.protocol must be one of ${PROTOCOLS.join(', ')}`);
   const phases: Phase[] = ((tr.phases ?? []) as Obj[]).map((p, i) => {
@@ -161,7 +161,10 @@ export function parseScenario(text: string, file = '<inline>'): Scenario {
     },
     timeout_ms: dur(tr.timeout, 'traffic.timeout', 10_000),
     shape: withShapeDefaults(tr.shape as Obj | undefined),
+    replay: tr.replay === true,
+    replay_pool: num(tr.replay_pool, 'traffic.replay_pool', 64),
   };
+  checkReplay(traffic, file);
 
   const c = (doc.collector ?? {}) as Obj;
   known(c, ['processors', 'pipeline', 'exporter', 'exporter_config', 'receiver_config', 'memory_limit_mib', 'sidecar_only', 'drain_timeout'], `${file}: collector`);
@@ -218,6 +221,15 @@ export function parseScenario(text: string, file = '<inline>'): Scenario {
     };
   }
   return { name, description: String(doc.description ?? ''), file, traffic, collector, faults, expect, search };
+}
+
+/** Replay rewrites ids at byte offsets of the protobuf encoding: it cannot work with OTLP/JSON. */
+export function checkReplay(t: TrafficConfig, where: string): void {
+  if (!t.replay) return;
+  if (t.protocol === 'http/json') {
+    throw new Error(`${where}: traffic.replay works only with protobuf encodings (protocol grpc or http/protobuf), not ${t.protocol}`);
+  }
+  if (!(Number.isInteger(t.replay_pool ?? 64) && (t.replay_pool ?? 64) >= 1)) throw new Error(`${where}: traffic.replay_pool must be a positive integer`);
 }
 
 /** decision_wait + batch timeout + margin: how long the pipeline may hold data after traffic stops. */

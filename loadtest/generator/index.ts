@@ -31,9 +31,15 @@ export interface GeneratorResult {
   fellBehind: boolean;
 }
 
-/** Workers to use when the scenario says `auto` (<0): one per 60k spans/s, leaving a core for the collector. */
-export function autoWorkers(rate: number): number {
+/**
+ * Workers to use when the scenario says `auto` (<0): one per 60k spans/s,
+ * leaving a core for the collector. Replay costs far less per span (the limit
+ * is the client's per-request cost), so one per 125k spans/s and at least 2
+ * allowed even on a 2-core machine.
+ */
+export function autoWorkers(rate: number, replay = false): number {
   const cpus = os.availableParallelism?.() ?? os.cpus().length;
+  if (replay) return Math.max(1, Math.min(Math.ceil(rate / 125000), Math.max(2, cpus - 1)));
   return Math.max(1, Math.min(Math.ceil(rate / 60000), Math.max(1, cpus - 1)));
 }
 
@@ -79,7 +85,7 @@ export class Generator {
 
   constructor(opts: GeneratorOptions) {
     this.opts = opts;
-    const w = opts.traffic.workers < 0 ? autoWorkers(Math.max(opts.traffic.rate, opts.traffic.bursts?.rate ?? 0)) : opts.traffic.workers;
+    const w = opts.traffic.workers < 0 ? autoWorkers(Math.max(opts.traffic.rate, opts.traffic.bursts?.rate ?? 0), opts.traffic.replay === true) : opts.traffic.workers;
     this.workers = w === 0 || workerScript() === undefined ? 0 : w;
   }
 

@@ -5,10 +5,13 @@
  *
  * Runs inside a worker thread (worker.ts) or, for tests, in the calling thread.
  */
+import fs from 'node:fs';
+import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { ServiceGraph, TraceGenerator } from './model.js';
 import { JsonEncoder, ProtoEncoder, placeTrace, type BatchItem, type SentTrace } from './encode.js';
 import { createTransport, type AttemptResult, type Transport } from './transport.js';
 import { rateAt, type TrafficConfig } from './traffic.js';
+import { ReplayRewriter, buildReplayPool } from './replay.js';
 
 export interface LoopConfig {
   traffic: TrafficConfig;
@@ -48,6 +51,10 @@ export interface GenStats {
   lag_ms: number;
   /** Time spent generating and encoding. */
   busy_ms: number;
+  /** Wall time the loop's event loop was busy (generation, encoding, the client's sends); counts waits for a CPU too. */
+  loop_active_ms: number;
+  /** CPU time of the loop's thread (Linux /proc/thread-self; 0 elsewhere). In-thread runs include whatever else the thread does. */
+  cpu_ms: number;
   /** Request round-trip times (log2 ms buckets, bucket i holds [2^(i-1), 2^i) ms). */
   rtt_buckets: number[];
 }
@@ -73,6 +80,8 @@ export function emptyStats(): GenStats {
     max_lag_ms: 0,
     lag_ms: 0,
     busy_ms: 0,
+    loop_active_ms: 0,
+    cpu_ms: 0,
     rtt_buckets: new Array(24).fill(0),
   };
 }
@@ -124,6 +133,15 @@ class TruthBuilder {
     this.durationMs[i] = t.durationMs;
     return i;
   }
+  /** A replayed trace; the caller writes its 16 id bytes at `ids[16 * i]`. */
+  addReplayed(spans: number, classes: number, durationMs: number): number {
+    if (this.count === this.spans.length) this.grow();
+    const i = this.count++;
+    this.spans[i] = spans;
+    this.classes[i] = classes;
+    this.durationMs[i] = durationMs;
+    return i;
+  }
   private grow(): void {
     const n = this.spans.length * 2;
     const g = <T extends Int32Array | Uint8Array | Float32Array>(a: T, size: number): T => {
@@ -159,6 +177,18 @@ interface Request {
   traces: number[];
 }
 
+/** CPU time (user + system) of the calling thread in ms, from /proc/thread-self/stat; 0 where that does not exist. */
+function threadCpuMs(): number {
+  try {
+    const stat = fs.readFileSync('/proc/thread-self/stat', 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // fields 14 and 15 of stat (utime, stime) in clock ticks (100 per second on Linux)
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return 0;
+  }
+}
+
 const TICK_MS = 5;
 const MAX_WORK_PER_TICK_MS = 25;
 
@@ -180,12 +210,23 @@ export class GeneratorLoop {
   private finished = false;
   private resolveDone: (() => void) | undefined;
   private readonly traceIndex = new Map<SentTrace, number>();
+  /** Replay mode: the pool's rewriter, the next entry, cycles done, truth index per pool trace this cycle. */
+  private readonly replay: ReplayRewriter | undefined;
+  private replayPos = 0;
+  private replayCycle = 0;
+  private replayTruth: Int32Array = new Int32Array(0);
 
   constructor(cfg: LoopConfig) {
     this.cfg = cfg;
     this.t = cfg.traffic;
     const graph = new ServiceGraph(this.t.shape, this.t.seed);
     this.gen = new TraceGenerator(graph, `${this.t.seed}:${cfg.index}`);
+    if (this.t.replay) {
+      if (this.t.protocol === 'http/json') throw new Error('traffic.replay works only with protobuf encodings (grpc, http/protobuf), not http/json');
+      const pool = buildReplayPool(this.gen, new ProtoEncoder(graph), this.t.spans_per_request, this.t.replay_pool ?? 64, Date.now());
+      this.replay = new ReplayRewriter(pool);
+      this.replayTruth = new Int32Array(pool.traces.length).fill(-1);
+    }
     if (this.t.protocol === 'http/json') {
       const je = new JsonEncoder(graph);
       this.encode = (items) => je.encode(items);
@@ -211,7 +252,16 @@ export class GeneratorLoop {
     return new Promise((resolve) => {
       let lastProgress = 0;
       const wait = Math.max(0, this.cfg.startAt - Date.now());
+      let elu0: EventLoopUtilization | undefined;
+      let cpu0 = 0;
+      const measure = () => {
+        if (elu0 === undefined) return;
+        this.stats.loop_active_ms = performance.eventLoopUtilization(elu0).active;
+        const c = threadCpuMs();
+        if (c > 0) this.stats.cpu_ms = c - cpu0;
+      };
       this.resolveDone = () => {
+        measure();
         this.transport.close();
         this.stats.in_flight = 0;
         this.stats.queued = 0;
@@ -222,12 +272,15 @@ export class GeneratorLoop {
         this.step(now);
         if (onProgress !== undefined && now - lastProgress >= progressEveryMs) {
           lastProgress = now;
+          measure();
           onProgress(this.snapshot());
         }
         if (!this.finished) setTimeout(tick, TICK_MS);
       };
       setTimeout(() => {
         this.lastTick = this.cfg.startAt;
+        elu0 = performance.eventLoopUtilization();
+        cpu0 = threadCpuMs();
         tick();
       }, wait);
     });
@@ -251,8 +304,12 @@ export class GeneratorLoop {
       this.lastTick = now;
       this.stats.target_spans = Math.round(this.due);
       const workStart = performance.now();
-      while (this.stats.generated_spans < this.due && performance.now() - workStart < MAX_WORK_PER_TICK_MS) {
-        this.generateOne(now);
+      if (this.replay !== undefined) {
+        while (this.stats.generated_spans < this.due && performance.now() - workStart < MAX_WORK_PER_TICK_MS) this.replayOne(now);
+      } else {
+        while (this.stats.generated_spans < this.due && performance.now() - workStart < MAX_WORK_PER_TICK_MS) {
+          this.generateOne(now);
+        }
       }
       this.stats.busy_ms += performance.now() - workStart;
       const behind = this.due - this.stats.generated_spans;
@@ -262,6 +319,7 @@ export class GeneratorLoop {
       if (this.pending.length > 0 && now - this.pendingSince >= t.flush_interval_ms) this.flush();
     } else {
       if (this.pending.length > 0) this.flush();
+      if (this.replay !== undefined) this.replayCloseTraces(now);
       if (elapsed >= t.duration_ms || this.stopped) this.stats.lag_ms = 0;
       if (now > this.cfg.hardDeadline) {
         // Abandon what is still queued (never offered): counted as dropped by the client.
@@ -293,6 +351,50 @@ export class GeneratorLoop {
         this.pendingSince = now;
       }
     }
+  }
+
+  /** Replay mode: sends the next pool entry with this cycle's ids and times (whole requests, no flush timer). */
+  private replayOne(now: number): void {
+    const rw = this.replay!;
+    const pool = rw.pool;
+    const e = pool.entries[this.replayPos];
+    if (this.replayPos === 0) {
+      // Unique per (worker, cycle): every id of this pass over the pool is new.
+      rw.setKey((this.replayCycle * this.cfg.count + this.cfg.index) >>> 0);
+      this.replayCycle++;
+    }
+    const traces: number[] = [];
+    const tr = e.traces;
+    for (let k = 0; k < tr.length; k += 2) {
+      const ti = tr[k];
+      const pt = pool.traces[ti];
+      if (pt.firstEntry === this.replayPos) {
+        // The trace starts in this request: its root ends now, as in the normal loop.
+        rw.startTrace(ti, now);
+        this.stats.generated_traces++;
+        let idx = -1;
+        if (this.cfg.recordTruth) {
+          idx = this.truth.addReplayed(pt.spans, pt.classes, pt.durationMs);
+          rw.traceId(ti, this.truth.ids, 16 * idx);
+        }
+        this.replayTruth[ti] = idx;
+      }
+      traces.push(this.replayTruth[ti], tr[k + 1]);
+    }
+    this.stats.generated_spans += e.spans;
+    this.replayPos = (this.replayPos + 1) % pool.entries.length;
+    if (this.queue.length >= this.t.max_queued) {
+      this.stats.client_dropped_spans += e.spans;
+      return;
+    }
+    this.queue.push({ body: rw.render(e), spans: e.spans, traces });
+    this.pump();
+  }
+
+  /** Replay mode, at the end: sends the rest of the trace(s) cut by the last request, as the normal loop flushes. */
+  private replayCloseTraces(now: number): void {
+    const pool = this.replay!.pool;
+    while (this.replayPos !== 0 && pool.traces[pool.entries[this.replayPos].traces[0]].firstEntry < this.replayPos) this.replayOne(now);
   }
 
   private flush(): void {

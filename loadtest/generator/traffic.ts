@@ -32,6 +32,14 @@ export interface TrafficConfig {
   retry: { initial_ms: number; max_ms: number; multiplier: number; max_attempts: number };
   timeout_ms: number;
   shape: ShapeConfig;
+  /**
+   * Replay mode (protobuf only): each worker encodes `replay_pool` requests at
+   * start and re-sends copies with fresh ids and times (see replay.ts). Cheap,
+   * for throughput; attribute values repeat.
+   */
+  replay?: boolean;
+  /** Requests in the replay pool (default 64). */
+  replay_pool?: number;
 }
 
 /** Spans per second at `tMs` after the start. */

@@ -45,7 +45,7 @@ export interface BatchOptions {
 }
 
 /** Longest wait between two re-sends of a held batch. */
-export const MAX_RETRY_BACKOFF_MS = 5000;
+export const MAX_RETRY_BACKOFF_MS = 1000;
 /** Shortest first wait before re-sending a held batch. */
 export const MIN_RETRY_BACKOFF_MS = 100;
 /** Default time `shutdown()` keeps re-sending held batches. */

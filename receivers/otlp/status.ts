@@ -20,13 +20,20 @@ export interface Answer {
 }
 
 const DEFAULT_RETRY_MS = 1000;
+/**
+ * The longest retry delay suggested to a client. SDKs give up on a request
+ * whose suggested delay runs past their export timeout (the OpenTelemetry JS
+ * exporters: 10 s in all, five attempts), and the sidecar's
+ * queues change state within seconds, so a longer hint only loses data.
+ */
+export const MAX_CLIENT_RETRY_MS = 2000;
 
 export function answerFor(err: unknown): Answer {
   if (err instanceof CollectorError) {
     if (!err.retryable) {
       return { grpcCode: GrpcStatus.INVALID_ARGUMENT, httpStatus: 400, message: err.message, retryAfterMs: undefined, reason: 'permanent' };
     }
-    const retryAfterMs = Math.max(1, err.retryAfterMs ?? DEFAULT_RETRY_MS);
+    const retryAfterMs = Math.min(MAX_CLIENT_RETRY_MS, Math.max(1, err.retryAfterMs ?? DEFAULT_RETRY_MS));
     if (err.code === 'ERR_MEMORY_LIMIT') {
       return { grpcCode: GrpcStatus.RESOURCE_EXHAUSTED, httpStatus: 429, message: err.message, retryAfterMs, reason: 'memory_limit' };
     }
