@@ -29,7 +29,7 @@ describe('tail_sampling config', () => {
     expect(schemaErrors).toEqual([]);
     expect(problems).toEqual([]);
     expect(cfg.buffer.max_bytes).toBe(64 * 1024 * 1024);
-    expect(cfg.tick_interval).toBe('1s');
+    expect(cfg.tick_interval).toBe('100ms');
     expect(cfg.policies[3].probabilistic?.hash_salt).toBe('');
   });
 

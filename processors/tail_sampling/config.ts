@@ -288,7 +288,7 @@ export const TailSamplingConfigSchema = Type.Object(
       default: false,
       description: 'Keep every trace and write the decision that would have been made onto its spans (tailsampling.dry_run.decision).',
     }),
-    tick_interval: Duration('1s', 'Period of the decision ticker (granularity of decision times).'),
+    tick_interval: Duration('100ms', 'Period of the decision ticker (granularity of decision times). Short ticks spread the decision work: each decides a tenth of a second of traces, so the event loop never stalls for a whole second of them.'),
     policies: Type.Array(PolicySchema, { minItems: 1, description: 'Sampling policies; required.' }),
   },
   { additionalProperties: false, default: {} },
