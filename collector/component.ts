@@ -47,6 +47,13 @@ interface FactoryBase<S extends TSchema> {
   readonly configSchema: S;
   /** Checks that a schema cannot express (regexes compile, ranges relate). */
   validate?(config: Static<S>): ConfigProblem[];
+  /**
+   * Top-level settings a config reload can apply to a running instance
+   * (through its `reconfigure`), keeping what it buffers. A change to any other
+   * setting rebuilds the component (a receiver restarts its listener; a
+   * processor or exporter chain is rebuilt and the old one drains).
+   */
+  readonly liveSettings?: readonly string[];
 }
 
 export interface ReceiverFactory<S extends TSchema = TSchema> extends FactoryBase<S> {

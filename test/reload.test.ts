@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { Collector } from '../collector/collector.js';
-import { loadConfigFile } from '../config/load.js';
+import { loadConfigFile, loadConfigText } from '../config/load.js';
 import { silentLogger } from '../collector/telemetry/logger.js';
 import { OtlpTestBackend } from '../loadtest/sink/backend.js';
 import { requestBytes } from './otlp.js';
@@ -122,5 +122,54 @@ describe('config reload through a ConfigMap symlink swap', () => {
     // Every accepted span reached one of the two backends, exactly once.
     expect(backendA.stats.acceptedSpans + backendB.stats.acceptedSpans).toBe(sent);
     expect(await collector.telemetry.total('sidecar_config_reloads_total')).toBe(1);
+  });
+});
+
+describe('live policy change', () => {
+  it('applies new tail_sampling policies to traces already buffered, without rebuilding the pipeline', async () => {
+    const backend = new OtlpTestBackend();
+    await backend.start();
+    const text = (policy: string) => `receivers:
+  otlp:
+    protocols:
+      grpc: { endpoint: "127.0.0.1:0" }
+processors:
+  tail_sampling:
+    decision_wait: 1s
+    tick_interval: 50ms
+    policies: [${policy}]
+exporters:
+  otlp: { endpoint: "${backend.grpcEndpoint}", tls: { insecure: true } }
+service:
+  config_watch: false
+  telemetry: { metrics: { address: "127.0.0.1:0" } }
+  pipelines:
+    traces: { receivers: [otlp], processors: [tail_sampling], exporters: [otlp] }
+`;
+    const c = new Collector(loadConfigText(text('{ name: errors, type: status_code, status_code: { status_codes: [ERROR] } }'), 'a.yaml'), {
+      logger: silentLogger(),
+      processMetrics: false,
+    });
+    await c.start();
+    const before = c.service.component('tail_sampling');
+    const r = c.service.component('otlp') as unknown as { grpcPort: number };
+    const client = new grpc.Client(`127.0.0.1:${r.grpcPort}`, grpc.credentials.createInsecure());
+    const id = (b: Buffer) => b;
+    // A slow trace with no error: the running (errors) policy would drop it.
+    const body = Buffer.from(requestBytes([{ traceId: 'f'.repeat(31) + '1', spanId: 'e'.repeat(15) + '1', durationMs: 1500 }]));
+    await new Promise<void>((res, rej) =>
+      client.makeUnaryRequest('/opentelemetry.proto.collector.trace.v1.TraceService/Export', id, id, body, (e) => (e ? rej(e) : res())),
+    );
+    const result = (await c.reload(loadConfigText(text('{ name: slow, type: latency, latency: { threshold_ms: 1000 } }'), 'b.yaml'))) as {
+      chainRebuilt: boolean;
+      reconfigured: string[];
+    };
+    expect(result.chainRebuilt).toBe(false);
+    expect(result.reconfigured).toEqual(['tail_sampling']);
+    expect(c.service.component('tail_sampling')).toBe(before);
+    await backend.waitForSpans(1, 5000);
+    client.close();
+    await c.shutdown();
+    await backend.close();
   });
 });

@@ -1,7 +1,7 @@
 /** Factory for the `tail_sampling` processor. */
 import type { ProcessorFactory } from '../../collector/component.js';
 import { TailSamplingConfigSchema, validateTailSamplingConfig } from './config.js';
-import { TailSamplingProcessor } from './processor.js';
+import { TailSamplingProcessor, TAIL_SAMPLING_LIVE_SETTINGS } from './processor.js';
 
 export { TailSamplingProcessor, type DecisionRecord, type TailSamplingDeps } from './processor.js';
 export { TailSamplingConfigSchema, validateTailSamplingConfig, type TailSamplingConfig } from './config.js';
@@ -12,6 +12,7 @@ export const tailSamplingProcessorFactory: ProcessorFactory<typeof TailSamplingC
   kind: 'processor',
   configSchema: TailSamplingConfigSchema,
   validate: validateTailSamplingConfig,
+  liveSettings: TAIL_SAMPLING_LIVE_SETTINGS,
   create(settings, config, next) {
     return new TailSamplingProcessor(settings, config, next);
   },

@@ -401,3 +401,30 @@ describe('shutdown', () => {
     expect((await tel.droppedByReason()).shutdown).toBe(2);
   });
 });
+
+describe('live reconfiguration (config reload)', () => {
+  it('replaces the policies and keeps buffered traces, which the new policies decide', async () => {
+    const { p, sink, clock, tel } = setup({});
+    const slowOk = tid();
+    const error = tid();
+    await p.consume(spans(slowOk, [{ durationMs: 2000 }]));
+    await p.consume(spans(error, [{ status: 2 }]));
+    const next = withDefaults(TailSamplingConfigSchema, {
+      policies: [{ name: 'slow', type: 'latency', latency: { threshold_ms: 1000 } }],
+    });
+    expect(p.reconfigure(next)).toBe(true);
+    expect(p.pendingTraces).toBe(2); // nothing decided or lost by the reload
+    clock.advance(30_000);
+    await p.tick();
+    // Decided by the new policy set: the slow trace is kept, the error trace (no errors policy now) is not.
+    expect(idsOf(sink)).toEqual(new Set([slowOk]));
+    expect(await tel.total('otelcol_processor_tail_sampling_count_traces_sampled_total', { policy: 'slow', decision: 'sampled' })).toBe(1);
+  });
+
+  it('refuses a live change to settings outside liveSettings (the service rebuilds instead)', async () => {
+    const { p } = setup({});
+    const next = withDefaults(TailSamplingConfigSchema, { policies: [ERRORS], decision_wait: '5s' });
+    expect(p.reconfigure(next)).toBe(false);
+    expect(tailSamplingProcessorFactory.liveSettings).toEqual(['policies', 'sample_on_first_match', 'dry_run']);
+  });
+});

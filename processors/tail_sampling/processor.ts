@@ -158,17 +158,18 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
 
   private readonly id: string;
   private readonly settings: CreateSettings;
+  private cfg: TailSamplingConfig;
   private readonly next: TracesConsumer;
   private readonly store: TraceStore;
-  private readonly policies: CompiledPolicy[];
+  private policies: CompiledPolicy[];
   private readonly waitMs: number;
   private readonly rootWaitMs: number;
   private readonly tickMs: number;
   private readonly numTraces: number;
   private readonly maxBytes: number;
   private readonly maxTraceBytes: number;
-  private readonly firstMatch: boolean;
-  private readonly dryRun: boolean;
+  private firstMatch: boolean;
+  private dryRun: boolean;
   private readonly dropPendingOnShutdown: boolean;
   private readonly sampledCache: LRUCache<string, DecisionRecord> | undefined;
   private readonly notSampledCache: LRUCache<string, DecisionRecord> | undefined;
@@ -225,10 +226,10 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
   private decSub: string | undefined = undefined;
 
   // Aggregated per-policy counts, flushed to prom-client once per tick: [policy][decision] traces and spans.
-  private readonly policyTraces: Float64Array;
-  private readonly policySpans: Float64Array;
-  private readonly policyTraceChildren: Array<ReturnType<Counter['labels']> | undefined>;
-  private readonly policySpanChildren: Array<ReturnType<Counter['labels']> | undefined>;
+  private policyTraces: Float64Array;
+  private policySpans: Float64Array;
+  private policyTraceChildren: Array<ReturnType<Counter['labels']> | undefined>;
+  private policySpanChildren: Array<ReturnType<Counter['labels']> | undefined>;
   private evalErrors = 0;
   // Spans counted as dropped since the last flush (one telemetry.drop call per reason per flush).
   private droppedSampledOut = 0;
@@ -282,27 +283,16 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
     this.sampledCache = sc > 0 ? new LRUCache({ max: sc }) : undefined;
     this.notSampledCache = nc > 0 ? new LRUCache({ max: nc }) : undefined;
 
-    // Drop policies first: a Dropped answer wins and stops evaluation (as in the Collector).
-    const ordered = [...cfg.policies.filter((p) => p.type === 'drop'), ...cfg.policies.filter((p) => p.type !== 'drop')];
-    this.policies = ordered.map((p) => ({ name: p.name, eval: compilePolicy(p) }));
+    this.cfg = cfg;
+    this.policies = [];
+    this.policyTraces = new Float64Array(0);
+    this.policySpans = new Float64Array(0);
+    this.policyTraceChildren = [];
+    this.policySpanChildren = [];
+    this.setPolicies(cfg);
 
     const t = settings.telemetry;
     const P = 'otelcol_processor_tail_sampling_';
-    const n = this.policies.length;
-    this.policyTraces = new Float64Array(n * 6);
-    this.policySpans = new Float64Array(n * 6);
-    const perPolicyTraces = t.counter(P + 'count_traces_sampled_total', 'Traces per policy and the decision the policy gave.', ['processor', 'policy', 'sampled', 'decision']);
-    const perPolicySpans = t.counter(P + 'count_spans_sampled_total', 'Spans of the traces per policy and the decision the policy gave.', ['processor', 'policy', 'sampled', 'decision']);
-    this.policyTraceChildren = new Array(n * 6).fill(undefined);
-    this.policySpanChildren = new Array(n * 6).fill(undefined);
-    for (let i = 0; i < n; i++) {
-      for (const d of [SAMPLED, NOT_SAMPLED, INVERT_SAMPLED, INVERT_NOT_SAMPLED, DROPPED] as const) {
-        const name = DECISION_NAMES[d];
-        const sampled = d === SAMPLED || d === INVERT_SAMPLED ? 'true' : 'false';
-        this.policyTraceChildren[i * 6 + d] = perPolicyTraces.labels(this.id, this.policies[i].name, sampled, name);
-        this.policySpanChildren[i * 6 + d] = perPolicySpans.labels(this.id, this.policies[i].name, sampled, name);
-      }
-    }
     const gTraces = t.counter(P + 'global_count_traces_sampled_total', 'Final decisions on traces.', ['processor', 'sampled', 'decision']);
     const gSpans = t.counter(P + 'global_count_spans_sampled_total', 'Spans of decided traces, by final decision.', ['processor', 'sampled', 'decision']);
     const early = t.counter(P + 'traces_decided_early_total', 'Traces decided before their wait was over, by reason.', ['processor', 'reason']);
@@ -377,6 +367,49 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
           .labels(this.id, this.disk.file),
       };
     }
+  }
+
+  /** Compiles the policies and binds their per-policy metric children. */
+  private setPolicies(cfg: TailSamplingConfig): void {
+    // Drop policies first: a Dropped answer wins and stops evaluation (as in the Collector).
+    const ordered = [...cfg.policies.filter((p) => p.type === 'drop'), ...cfg.policies.filter((p) => p.type !== 'drop')];
+    const policies = ordered.map((p) => ({ name: p.name, eval: compilePolicy(p) }));
+    const t = this.settings.telemetry;
+    const P = 'otelcol_processor_tail_sampling_';
+    const n = policies.length;
+    if (this.policyTraces.length > 0) this.flushMetrics(); // counts of the old policies go out under their names
+    this.policyTraces = new Float64Array(n * 6);
+    this.policySpans = new Float64Array(n * 6);
+    const perPolicyTraces = t.counter(P + 'count_traces_sampled_total', 'Traces per policy and the decision the policy gave.', ['processor', 'policy', 'sampled', 'decision']);
+    const perPolicySpans = t.counter(P + 'count_spans_sampled_total', 'Spans of the traces per policy and the decision the policy gave.', ['processor', 'policy', 'sampled', 'decision']);
+    this.policyTraceChildren = new Array(n * 6).fill(undefined);
+    this.policySpanChildren = new Array(n * 6).fill(undefined);
+    for (let i = 0; i < n; i++) {
+      for (const d of [SAMPLED, NOT_SAMPLED, INVERT_SAMPLED, INVERT_NOT_SAMPLED, DROPPED] as const) {
+        const name = DECISION_NAMES[d];
+        const sampled = d === SAMPLED || d === INVERT_SAMPLED ? 'true' : 'false';
+        this.policyTraceChildren[i * 6 + d] = perPolicyTraces.labels(this.id, policies[i].name, sampled, name);
+        this.policySpanChildren[i * 6 + d] = perPolicySpans.labels(this.id, policies[i].name, sampled, name);
+      }
+    }
+    this.policies = policies;
+    this.firstMatch = cfg.sample_on_first_match;
+    this.dryRun = cfg.dry_run;
+  }
+
+  /**
+   * Applies a reloaded config without rebuilding the processor, so buffered
+   * traces stay and are decided by the new policies. Only the settings in
+   * TAIL_SAMPLING_LIVE_SETTINGS can change this way; any other change returns
+   * false and the service rebuilds the pipeline (the old buffer drains).
+   */
+  reconfigure(config: unknown): boolean {
+    const next = config as TailSamplingConfig;
+    if (sansLive(next) !== sansLive(this.cfg)) return false;
+    this.setPolicies(next);
+    this.cfg = next;
+    this.settings.logger.info({ policies: this.policies.length }, 'tail_sampling policies replaced live; buffered traces kept');
+    return true;
   }
 
   async start(): Promise<void> {
@@ -1133,4 +1166,13 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
       }
     }
   }
+}
+
+/** Settings of tail_sampling that a config reload applies live (the buffer is kept). */
+export const TAIL_SAMPLING_LIVE_SETTINGS = ['policies', 'sample_on_first_match', 'dry_run'] as const;
+
+function sansLive(cfg: TailSamplingConfig): string {
+  const rest: Record<string, unknown> = { ...cfg };
+  for (const k of TAIL_SAMPLING_LIVE_SETTINGS) delete rest[k];
+  return JSON.stringify(rest);
 }
