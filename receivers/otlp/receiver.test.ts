@@ -14,6 +14,7 @@ import { MemoryLimitError, PermanentError, RetryableError } from '../../collecto
 import { ExportTraceServiceResponse, RpcStatus } from '../../collector/pdata/otlp-json.js';
 import { requestBytes, requestJson } from '../../test/otlp.js';
 import { WireReader } from '../../collector/pdata/wire.js';
+import { MAX_CLIENT_RETRY_MS } from './status.js';
 
 const T1 = '0af7651916cd43dd8448eb211c80319c';
 
@@ -227,18 +228,20 @@ describe('OTLP/HTTP receiver', () => {
   });
 
   it('maps pipeline errors to 503 / 429 with Retry-After, and 400', async () => {
-    next.fail = new RetryableError('queue full', 2500);
+    next.fail = new RetryableError('queue full', 1500);
     const a = await post(oneSpan(), PB);
     expect(a.status).toBe(503);
-    expect(a.headers.get('retry-after')).toBe('3');
+    expect(a.headers.get('retry-after')).toBe('2'); // whole seconds, rounded up
+    // Hints longer than MAX_CLIENT_RETRY_MS are capped: SDKs give up past their export timeout.
+    next.fail = new RetryableError('queue full', 30_000);
+    expect((await post(oneSpan(), PB)).headers.get('retry-after')).toBe(String(MAX_CLIENT_RETRY_MS / 1000));
     next.fail = new MemoryLimitError('over soft limit', 1000);
     const b = await post(oneSpan(), PB);
     expect(b.status).toBe(429);
     expect(b.headers.get('retry-after')).toBe('1');
     next.fail = new PermanentError('never');
-    const c = await post(oneSpan(), PB);
+    const c = await post(oneSpan(), PB).finally(() => (next.fail = undefined));
     expect(c.status).toBe(400);
-    next.fail = undefined;
   });
 
   it('returns partial_success in JSON for invalid spans', async () => {
