@@ -9,14 +9,29 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
+import * as coreV1 from 'kubernetes-models/v1';
+import * as appsV1 from 'kubernetes-models/apps/v1';
+import * as batchV1 from 'kubernetes-models/batch/v1';
+import * as policyV1 from 'kubernetes-models/policy/v1';
+import * as rbacV1 from 'kubernetes-models/rbac.authorization.k8s.io/v1';
+import * as admissionV1 from 'kubernetes-models/admissionregistration.k8s.io/v1';
+
+const GROUPS: Record<string, Record<string, unknown>> = {
+  v1: coreV1,
+  'apps/v1': appsV1,
+  'batch/v1': batchV1,
+  'policy/v1': policyV1,
+  'rbac.authorization.k8s.io/v1': rbacV1,
+  'admissionregistration.k8s.io/v1': admissionV1,
+};
 
 const dir = path.dirname(fileURLToPath(import.meta.url));
 
 type Model = new (o: unknown) => { validate(): void };
 async function modelFor(apiVersion: string, kind: string): Promise<Model> {
-  const [group, version] = apiVersion.includes('/') ? apiVersion.split('/') : ['', apiVersion];
-  const mod = (await import(`kubernetes-models/${group === '' ? version : `${group}/${version}`}/${kind}`)) as Record<string, Model>;
-  return mod[kind];
+  const model = GROUPS[apiVersion]?.[kind] as Model | undefined;
+  if (!model) throw new Error(`no schema loaded for ${apiVersion} ${kind}: add its group to GROUPS`);
+  return model;
 }
 
 async function validate(o: { apiVersion: string; kind: string }): Promise<string | undefined> {
