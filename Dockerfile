@@ -19,7 +19,7 @@ COPY storage ./storage
 COPY config ./config
 COPY loadtest ./loadtest
 COPY deploy ./deploy
-RUN npx tsc -p tsconfig.json && npm prune --omit=dev
+RUN npx tsc -p tsconfig.json && node dist/config/write-validators.js && npm prune --omit=dev
 
 # ---- runtime: slim Node, non-root, no shell tools needed ----
 FROM node:20-bookworm-slim

@@ -10,9 +10,10 @@
  * are thrown together as one `ConfigError`.
  */
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createHash } from 'node:crypto';
 import { parseDocument, LineCounter, isAlias, isMap, isScalar, isSeq, type Document, type Node } from 'yaml';
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
 import type { TSchema } from '@sinclair/typebox';
 import type { AnyFactory, ConfigProblem, ExporterFactory, ProcessorFactory, ReceiverFactory } from '../collector/component.js';
 import { receiverFactories, processorFactories, exporterFactories } from '../collector/components.js';
@@ -248,7 +249,10 @@ const DURATION_MESSAGE = 'must be a duration such as "30s", "500ms" or "1m30s", 
 // ---------------------------------------------------------------------------
 // Ajv
 
-const ajv = new Ajv({
+const requireHere = createRequire(import.meta.url);
+
+/** The Ajv options every config validator is compiled with (also by config/write-validators.ts). */
+export const AJV_OPTIONS = {
   useDefaults: true,
   coerceTypes: true,
   allErrors: true,
@@ -256,13 +260,51 @@ const ajv = new Ajv({
   // Component schemas come from many hands; unknown keywords or formats must not stop the collector.
   strict: false,
   logger: false,
-});
+} as const;
+
+let ajvInstance: Ajv | undefined;
 const validators = new WeakMap<object, ValidateFunction>();
+
+/** Content hash of a schema: the key of its precompiled validator. */
+export function schemaHash(schema: object): string {
+  return createHash('sha256').update(JSON.stringify(schema)).digest('hex').slice(0, 32);
+}
+
+/**
+ * Validators compiled at build time (`npm run build` runs config/write-validators.js,
+ * which writes dist/config/validators/). Compiling the component schemas at
+ * start costs ~200 ms (the tail_sampling schema alone ~100 ms); loading the
+ * generated code costs a few. A schema whose hash has no generated file (a
+ * stale build, tests run from source) is compiled as before.
+ */
+let precompiled: Record<string, string> | undefined;
+function precompiledValidator(schema: object): ValidateFunction | undefined {
+  if (precompiled === undefined) {
+    try {
+      precompiled = JSON.parse(readFileSync(new URL('./validators/index.json', import.meta.url), 'utf8')) as Record<string, string>;
+    } catch {
+      precompiled = {};
+    }
+  }
+  const file = precompiled[schemaHash(schema)];
+  if (file === undefined) return undefined;
+  try {
+    const mod = requireHere(`./validators/${file}`) as { default?: ValidateFunction } & ValidateFunction;
+    return (mod.default ?? mod) as ValidateFunction;
+  } catch {
+    return undefined;
+  }
+}
 
 function validatorFor(schema: TSchema): ValidateFunction {
   let v = validators.get(schema);
   if (!v) {
-    v = ajv.compile(schema);
+    v = precompiledValidator(schema);
+    if (!v) {
+      // Loaded only when a schema was not precompiled: importing Ajv costs ~30 ms of start-up.
+      ajvInstance ??= new (requireHere('ajv') as { Ajv: new (o: typeof AJV_OPTIONS) => Ajv }).Ajv(AJV_OPTIONS);
+      v = ajvInstance.compile(schema);
+    }
     validators.set(schema, v);
   }
   return v;
