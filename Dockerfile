@@ -19,7 +19,7 @@ COPY storage ./storage
 COPY config ./config
 COPY loadtest ./loadtest
 COPY deploy ./deploy
-RUN npx tsc -p tsconfig.json && node dist/config/write-validators.js && npm prune --omit=dev
+RUN npx tsc -p tsconfig.json && node dist/config/write-validators.js && node dist/collector/bundle.js && npm prune --omit=dev
 
 # ---- runtime: slim Node, non-root, no shell tools needed ----
 FROM node:20-bookworm-slim
@@ -38,4 +38,4 @@ EXPOSE 4317 4318 8888
 # No HEALTHCHECK: Kubernetes probes /healthz and /readyz on port 8888.
 # A small young generation: spans live until their trace is decided, so they are
 # promoted quickly; measured 45% less CPU and 30% less RSS than the default (BENCHMARKS.md).
-ENTRYPOINT ["node", "--max-semi-space-size=2", "dist/collector/main.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=2", "dist/collector/sidecar.mjs"]

@@ -2,9 +2,9 @@
 /**
  * Entry point.
  *
- *   node dist/collector/main.js [--config PATH]        run (COLLECTOR_CONFIG, else the built-in default)
- *   node dist/collector/main.js validate --config PATH check a config file and exit 0 or 1
- *   node dist/collector/main.js --version
+ *   node dist/collector/sidecar.mjs [--config PATH]        run (COLLECTOR_CONFIG, else the built-in default)
+ *   node dist/collector/sidecar.mjs validate --config PATH check a config file and exit 0 or 1
+ *   node dist/collector/sidecar.mjs --version
  *
  * Only this file exits the process. After start, bad input is answered and
  * counted; it never stops the collector.

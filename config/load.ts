@@ -11,6 +11,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { createHash } from 'node:crypto';
 import { parseDocument, LineCounter, isAlias, isMap, isScalar, isSeq, type Document, type Node } from 'yaml';
 import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
@@ -278,18 +279,26 @@ export function schemaHash(schema: object): string {
  * stale build, tests run from source) is compiled as before.
  */
 let precompiled: Record<string, string> | undefined;
+let precompiledDir: URL | undefined;
 function precompiledValidator(schema: object): ValidateFunction | undefined {
   if (precompiled === undefined) {
-    try {
-      precompiled = JSON.parse(readFileSync(new URL('./validators/index.json', import.meta.url), 'utf8')) as Record<string, string>;
-    } catch {
-      precompiled = {};
+    precompiled = {};
+    // dist/config/load.js finds them beside it; the bundle (dist/collector/sidecar.mjs) one folder over.
+    for (const rel of ['./validators/', '../config/validators/']) {
+      try {
+        const dir = new URL(rel, import.meta.url);
+        precompiled = JSON.parse(readFileSync(new URL('index.json', dir), 'utf8')) as Record<string, string>;
+        precompiledDir = dir;
+        break;
+      } catch {
+        /* not there */
+      }
     }
   }
   const file = precompiled[schemaHash(schema)];
-  if (file === undefined) return undefined;
+  if (file === undefined || precompiledDir === undefined) return undefined;
   try {
-    const mod = requireHere(`./validators/${file}`) as { default?: ValidateFunction } & ValidateFunction;
+    const mod = requireHere(fileURLToPath(new URL(file, precompiledDir))) as { default?: ValidateFunction } & ValidateFunction;
     return (mod.default ?? mod) as ValidateFunction;
   } catch {
     return undefined;

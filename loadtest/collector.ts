@@ -66,9 +66,9 @@ function tcpOpen(port: number): Promise<boolean> {
 }
 
 export interface CollectorProcessOptions {
-  /** 'sidecar' runs `node dist/collector/main.js`; 'peer' runs the given binary. */
+  /** 'sidecar' runs `node dist/collector/sidecar.mjs`; 'peer' runs the given binary. */
   kind: 'sidecar' | 'peer';
-  /** Path to dist/collector/main.js (sidecar) or the otelcol binary (peer). */
+  /** Path to dist/collector/sidecar.mjs (sidecar) or the otelcol binary (peer). */
   bin: string;
   config: Record<string, unknown>;
   workDir: string;

@@ -44,7 +44,7 @@ export type Target = 'sidecar' | 'peer' | 'direct' | 'external';
 export interface RunOnceOptions {
   scenario: Scenario;
   target: Target;
-  /** dist/collector/main.js (sidecar). */
+  /** dist/collector/sidecar.mjs (the bundle `npm start` runs). */
   collectorMain?: string;
   /** Peer Collector binary. */
   peerBin?: string;
@@ -60,7 +60,7 @@ export interface RunOnceOptions {
   progressEvery?: number;
 }
 
-export const SIDE_CAR_MAIN = path.join(REPO_ROOT, 'dist', 'collector', 'main.js');
+export const SIDE_CAR_MAIN = path.join(REPO_ROOT, 'dist', 'collector', 'sidecar.mjs');
 
 /** Applies --rate / --duration: rates scale together; phases, bursts and faults stretch with the duration. */
 export function withOverrides(s: Scenario, o: { rate?: number; durationMs?: number }): Scenario {

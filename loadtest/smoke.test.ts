@@ -1,6 +1,6 @@
 /**
  * A short smoke run of every bundled scenario through the real collector
- * (dist/collector/main.js; run `npm run build` first): a couple of seconds at a
+ * (dist/collector/sidecar.mjs; run `npm run build` first): a couple of seconds at a
  * low rate, asserting the report files are written and the loss is 0.
  * Full-length runs stay out of `npm test` (npm run loadtest -- <scenario>).
  *

@@ -20,7 +20,7 @@ import { realisticRequest } from '../collector/pdata/bench.js';
 import { Telemetry } from '../collector/telemetry/metrics.js';
 import { silentLogger } from '../collector/telemetry/logger.js';
 
-const MAIN = path.join(REPO_ROOT, 'dist', 'collector', 'main.js');
+const MAIN = path.join(REPO_ROOT, 'dist', 'collector', 'sidecar.mjs');
 
 function arg(name: string, def: number): number {
   const i = process.argv.indexOf(name);

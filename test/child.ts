@@ -5,7 +5,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-export const MAIN = path.join(ROOT, 'dist', 'collector', 'main.js');
+/** The bundle that `npm start` and the image run (built by the vitest global setup). */
+export const MAIN = path.join(ROOT, 'dist', 'collector', 'sidecar.mjs');
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -14,6 +14,7 @@ export default function setup(): void {
       stdio: 'pipe',
     });
     execFileSync(process.execPath, [path.join(root, 'dist', 'config', 'write-validators.js')], { cwd: root, stdio: 'pipe' });
+    execFileSync(process.execPath, [path.join(root, 'dist', 'collector', 'bundle.js')], { cwd: root, stdio: 'pipe' });
   } catch (err) {
     const out = String((err as { stdout?: Buffer }).stdout ?? '');
     throw new Error(`TypeScript build failed before the tests:\n${out}`);

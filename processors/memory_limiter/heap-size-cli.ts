@@ -2,7 +2,7 @@
  * Prints the Node flag that sizes the V8 heap from the container memory limit,
  * for a start script:
  *
- *   exec node $(node dist/processors/memory_limiter/heap-size-cli.js --buffer-mib 64) dist/collector/main.js
+ *   exec node $(node dist/processors/memory_limiter/heap-size-cli.js --buffer-mib 64) dist/collector/sidecar.mjs
  *
  * Prints nothing when the process has no container limit (Node's default heap
  * sizing then applies). Options: --fraction F (default 0.75), --buffer-mib N
