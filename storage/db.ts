@@ -67,6 +67,43 @@ export interface StoreSchema {
   create: string[];
 }
 
+/** What the stores (spill, queue) are opened with: a logical byte budget instead of a file cap. */
+export type StoreOpenOptions = Omit<OpenOptions, 'file' | 'maxFileBytes' | 'pageSize' | 'walAutocheckpointPages'> & {
+  file?: string;
+  /** Logical budget of the store in bytes (0 = none). */
+  maxBytes: number;
+};
+
+/**
+ * Opens a store's database file and hands it to `make`; closes the file if
+ * `make` throws. The file gets a hard cap well above the logical budget (free
+ * pages, b-tree overhead, headers): 1.5 x the budget + 4 MiB.
+ */
+export function openStore<T>(opts: StoreOpenOptions, defaultFile: string, schema: StoreSchema, make: (sdb: StorageDb, file: string) => T): T {
+  const file = opts.file ?? defaultFile;
+  const sdb = StorageDb.open(
+    {
+      directory: opts.directory,
+      file,
+      sync: opts.sync,
+      logger: opts.logger,
+      telemetry: opts.telemetry,
+      component: opts.component,
+      clock: opts.clock,
+      maxFileBytes: opts.maxBytes > 0 ? Math.ceil(opts.maxBytes * 1.5) + 4 * 1024 * 1024 : 0,
+      cacheKiB: opts.cacheKiB,
+      checkOnOpen: opts.checkOnOpen,
+    },
+    schema,
+  );
+  try {
+    return make(sdb, file);
+  } catch (err) {
+    sdb.close();
+    throw err;
+  }
+}
+
 export interface OpenOptions {
   directory: string;
   /** File name inside `directory`. */

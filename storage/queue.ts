@@ -23,7 +23,7 @@ import type { Logger } from 'pino';
 import { RetryableError } from '../collector/errors.js';
 import type { Telemetry, Counter, Gauge } from '../collector/telemetry/metrics.js';
 import { systemClock, type Clock } from '../collector/component.js';
-import { DiskFullError, StorageDb, StorageError, type SyncMode } from './db.js';
+import { DiskFullError, openStore, StorageDb, StorageError, type SyncMode } from './db.js';
 
 export type QueueFullPolicy = 'refuse' | 'drop_oldest';
 
@@ -128,28 +128,7 @@ export class DurableQueue {
   private readonly gBytes: ReturnType<Gauge['labels']>;
 
   static open(opts: DurableQueueOptions): DurableQueue {
-    const file = opts.file ?? 'queue.sqlite';
-    const sdb = StorageDb.open(
-      {
-        directory: opts.directory,
-        file,
-        sync: opts.sync,
-        logger: opts.logger,
-        telemetry: opts.telemetry,
-        component: opts.component,
-        clock: opts.clock,
-        maxFileBytes: opts.maxBytes > 0 ? Math.ceil(opts.maxBytes * 1.5) + 4 * 1024 * 1024 : 0,
-        cacheKiB: opts.cacheKiB,
-        checkOnOpen: opts.checkOnOpen,
-      },
-      QUEUE_SCHEMA,
-    );
-    try {
-      return new DurableQueue(sdb, opts);
-    } catch (err) {
-      sdb.close();
-      throw err;
-    }
+    return openStore(opts, 'queue.sqlite', QUEUE_SCHEMA, (sdb) => new DurableQueue(sdb, opts));
   }
 
   private constructor(sdb: StorageDb, opts: DurableQueueOptions) {

@@ -24,7 +24,7 @@ import type { Logger } from 'pino';
 import type { Telemetry, Counter, Gauge } from '../collector/telemetry/metrics.js';
 import { systemClock, type Clock } from '../collector/component.js';
 import type Database from 'better-sqlite3';
-import { DiskFullError, StorageDb, StorageError, type SyncMode } from './db.js';
+import { DiskFullError, openStore, StorageDb, StorageError, type SyncMode } from './db.js';
 
 export interface SpillTrace {
   /** Lowercase hex, 32 characters (Span.traceId). */
@@ -158,29 +158,7 @@ export class TraceSpillStore {
   private readonly gTraces: ReturnType<Gauge['labels']>;
 
   static open(opts: TraceSpillStoreOptions): TraceSpillStore {
-    const file = opts.file ?? 'spill.sqlite';
-    const sdb = StorageDb.open(
-      {
-        directory: opts.directory,
-        file,
-        sync: opts.sync,
-        logger: opts.logger,
-        telemetry: opts.telemetry,
-        component: opts.component,
-        clock: opts.clock,
-        // Hard cap well above the logical budget: free pages, b-tree overhead, headers.
-        maxFileBytes: opts.maxBytes > 0 ? Math.ceil(opts.maxBytes * 1.5) + 4 * 1024 * 1024 : 0,
-        cacheKiB: opts.cacheKiB,
-        checkOnOpen: opts.checkOnOpen,
-      },
-      SPILL_SCHEMA,
-    );
-    try {
-      return new TraceSpillStore(sdb, opts, file);
-    } catch (err) {
-      sdb.close();
-      throw err;
-    }
+    return openStore(opts, 'spill.sqlite', SPILL_SCHEMA, (sdb, file) => new TraceSpillStore(sdb, opts, file));
   }
 
   private constructor(sdb: StorageDb, opts: TraceSpillStoreOptions, file: string) {
