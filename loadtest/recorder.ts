@@ -143,6 +143,7 @@ export class SinkRecorder {
   /** Applies a scenario's fault schedule relative to `startAt` (ms epoch). */
   scheduleFaults(faults: Fault[], startAt: number, endAt: number): void {
     if (faults.length === 0) return;
+    if (this.faultTimer) clearInterval(this.faultTimer); // a later call re-anchors the schedule
     const tick = () => {
       // Faults at 0s are in place before the first request.
       const t = Math.max(0, Date.now() - startAt);

@@ -195,6 +195,8 @@ export async function runOnce(o: RunOnceOptions): Promise<RunResult> {
 
     const traffic = o.inThreadGenerator ? { ...s.traffic, workers: 0 } : s.traffic;
     const gen = new Generator({ traffic, endpoint, drainMs: Math.min(20_000, s.collector.drain_timeout_ms) });
+    // Faults at 0 s must be in place before the first request leaves; re-anchored on the generator's start below.
+    sink.scheduleFaults(s.faults, Date.now(), Date.now() + s.traffic.duration_ms);
     const running = gen.start();
     let genResult: GeneratorResult | undefined;
     void running.then((r) => (genResult = r)).catch(() => undefined);
