@@ -151,7 +151,10 @@ export class SinkRecorder {
       for (const f of faults) if (t >= f.at_ms && (f.for_ms === undefined || t < f.at_ms + f.for_ms)) active = f;
       const key = active ? JSON.stringify(active) : 'ok';
       if (Date.now() >= endAt) {
-        this.clearFaults();
+        // Keep the mode: the generator may still be sending its last requests. The
+        // runner calls clearFaults() once the generator is done (then the drain starts).
+        if (this.faultTimer) clearInterval(this.faultTimer);
+        this.faultTimer = undefined;
         return;
       }
       if (key !== this.currentFault) {
