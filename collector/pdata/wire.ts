@@ -214,6 +214,26 @@ export function lenFieldSize(fieldNo: number, payload: number): number {
   return varintSize(fieldNo << 3) + varintSize(payload) + payload;
 }
 
+/**
+ * Closes a length-delimited field whose 5-byte length slot was reserved at
+ * `mark` (the payload runs from mark + 5 to `end`): writes the length as a
+ * varint, shifts the payload left over the unused slot bytes, and returns the
+ * new end. Shared by every writer that encodes nested messages of unknown size.
+ */
+export function closeLen(buf: Uint8Array, mark: number, end: number): number {
+  const payload = end - mark - 5;
+  const lenSize = varintSize(payload);
+  if (lenSize < 5) buf.copyWithin(mark + lenSize, mark + 5, end);
+  let v = payload;
+  let p = mark;
+  while (v >= 0x80) {
+    buf[p++] = (v & 0x7f) | 0x80;
+    v >>>= 7;
+  }
+  buf[p] = v;
+  return mark + lenSize + payload;
+}
+
 /** Growable writer. Callers that know sizes up front pass an exact capacity. */
 export class WireWriter {
   buf: Uint8Array;
@@ -316,18 +336,7 @@ export class WireWriter {
   }
 
   endLen(mark: number): void {
-    const payload = this.pos - mark - 5;
-    const lenSize = varintSize(payload);
-    // shift the payload left over the unused reserved bytes
-    if (lenSize < 5) this.buf.copyWithin(mark + lenSize, mark + 5, this.pos);
-    let v = payload;
-    let p = mark;
-    while (v >= 0x80) {
-      this.buf[p++] = (v & 0x7f) | 0x80;
-      v >>>= 7;
-    }
-    this.buf[p] = v;
-    this.pos = mark + lenSize + payload;
+    this.pos = closeLen(this.buf, mark, this.pos);
   }
 
   finish(): Uint8Array {

@@ -6,6 +6,7 @@
  */
 import type { AttrValue, GenTrace, PodDef, ServiceGraph } from './model.js';
 import { KIND_SERVER } from './model.js';
+import { closeLen } from '../../collector/pdata/wire.js';
 
 /** A span reference inside a batch. */
 export interface BatchItem {
@@ -106,18 +107,7 @@ class Writer {
     return mark;
   }
   end(mark: number): void {
-    const payload = this.pos - mark - 5;
-    let lenSize = 1;
-    for (let v = payload; v >= 0x80; v = Math.floor(v / 0x80)) lenSize++;
-    if (lenSize < 5) this.buf.copyWithin(mark + lenSize, mark + 5, this.pos);
-    let v = payload;
-    let p = mark;
-    while (v >= 0x80) {
-      this.buf[p++] = (v & 0x7f) | 0x80;
-      v >>>= 7;
-    }
-    this.buf[p] = v;
-    this.pos = mark + lenSize + payload;
+    this.pos = closeLen(this.buf, mark, this.pos);
   }
   finish(): Buffer {
     return Buffer.from(this.buf.subarray(0, this.pos));

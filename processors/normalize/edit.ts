@@ -8,7 +8,7 @@
  * change (unknown fields included) byte for byte; an attribute whose key and
  * value were not changed is copied as its original bytes too.
  */
-import { WireReader, WireError, WIRE_LEN, WIRE_VARINT, WIRE_I64, utf8Decode } from '../../collector/pdata/wire.js';
+import { WireReader, WireError, WIRE_LEN, WIRE_VARINT, WIRE_I64, utf8Decode, closeLen } from '../../collector/pdata/wire.js';
 import type { Span } from '../../collector/pdata/spans.js';
 
 export type AnyValue =
@@ -150,18 +150,7 @@ export class Out {
     return mark;
   }
   endLen(mark: number): void {
-    const payload = this.pos - mark - 5;
-    let lenSize = 1;
-    for (let v = payload; v >= 0x80; v >>>= 7) lenSize++;
-    if (lenSize < 5) this.buf.copyWithin(mark + lenSize, mark + 5, this.pos);
-    let v = payload;
-    let p = mark;
-    while (v >= 0x80) {
-      this.buf[p++] = (v & 0x7f) | 0x80;
-      v >>>= 7;
-    }
-    this.buf[p] = v;
-    this.pos = mark + lenSize + payload;
+    this.pos = closeLen(this.buf, mark, this.pos);
   }
   /** The written bytes, copied into an exact-size array. */
   finish(): Uint8Array {
