@@ -1,12 +1,11 @@
 /**
- * Records what reaches the sink, on top of OtlpTestBackend: the backend keeps
- * each request's body (keepBodies) and this recorder scans them as they
- * arrive (then lets the bodies go), counting spans per trace and the latency
- * from each span's end time to its arrival.
+ * Records what reaches the sink, on top of OtlpTestBackend: the backend hands
+ * each request's scanned spans to this recorder as it arrives (one scan per
+ * request, no kept body), which counts spans per trace and the latency from
+ * each span's end time to its arrival.
  */
-import { OtlpTestBackend, type BackendMode } from './sink/backend.js';
-import { scanExportRequest } from '../collector/pdata/spans.js';
-import { jsonToProtobuf } from '../collector/pdata/otlp-json.js';
+import { OtlpTestBackend, type BackendMode, type ReceivedRequest } from './sink/backend.js';
+import type { Span } from '../collector/pdata/spans.js';
 import type { Fault } from './scenario.js';
 
 /** Log-spaced latency histogram: bucket i covers [BASE*R^(i-1), BASE*R^i) ms. */
@@ -56,14 +55,13 @@ export class SinkRecorder {
   requests = 0;
   failedRequests = 0;
   undecodable = 0;
-  private cursor = 0;
   private timer: NodeJS.Timeout | undefined;
   private t0 = Date.now();
   private faultTimer: NodeJS.Timeout | undefined;
   currentFault = 'ok';
 
   constructor(opts: { recordIds?: boolean } = {}) {
-    this.backend = new OtlpTestBackend({ keepBodies: true, recordIds: opts.recordIds ?? false });
+    this.backend = new OtlpTestBackend({ recordIds: opts.recordIds ?? false, onRequest: (r, spans, rejected, undecodable) => this.onRequest(r, spans, rejected, undecodable) });
   }
 
   async start(t0 = Date.now()): Promise<void> {
@@ -84,59 +82,36 @@ export class SinkRecorder {
     return Number(this.backend.httpEndpoint.split(':').pop());
   }
 
-  /** Processes requests that arrived since the last call. */
-  drain(): void {
-    const rx = this.backend.received;
-    for (; this.cursor < rx.length; this.cursor++) {
-      const r = rx[this.cursor];
-      const body = r.body;
-      r.body = undefined;
-      this.requests++;
-      if (r.outcome === 'error') {
-        this.failedRequests++;
-        this.failedAttemptSpans += r.spans;
-        continue;
-      }
-      if (body === undefined) continue;
-      let spans;
-      try {
-        spans = scanExportRequest(r.encoding === 'json' ? jsonToProtobuf(body) : body).spans;
-      } catch {
-        this.undecodable++;
-        continue;
-      }
-      // The backend's partial mode rejects the first N spans of a request.
-      const rejected = r.outcome === 'partial' ? Math.min(spans.length, this.rejectFor()) : 0;
-      this.rejectedSpans += rejected;
-      const sec = Math.max(0, Math.floor((r.at - this.t0) / 1000));
-      while (this.perSecond.length <= sec) this.perSecond.push(0);
-      this.perSecond[sec] += spans.length - rejected;
-      this.acceptedSpans += spans.length - rejected;
-      for (let i = rejected; i < spans.length; i++) {
-        const s = spans[i];
-        this.perTrace.set(s.traceId, (this.perTrace.get(s.traceId) ?? 0) + 1);
-        const lat = r.at - s.endNs / 1e6;
-        this.latency.add(lat);
-        if (!s.hasParent) this.rootLatency.add(lat);
-      }
+  private onRequest(r: ReceivedRequest, spans: readonly Span[], rejected: number, undecodable: boolean): void {
+    this.requests++;
+    if (r.outcome === 'error') {
+      this.failedRequests++;
+      this.failedAttemptSpans += r.spans;
+      if (undecodable) this.undecodable++;
+      return;
     }
-    // Bodies were released above; drop the processed entries' references too.
-    if (this.cursor > 10_000) {
-      rx.splice(0, this.cursor);
-      this.cursor = 0;
+    this.rejectedSpans += rejected;
+    const sec = Math.max(0, Math.floor((r.at - this.t0) / 1000));
+    while (this.perSecond.length <= sec) this.perSecond.push(0);
+    this.perSecond[sec] += spans.length - rejected;
+    this.acceptedSpans += spans.length - rejected;
+    for (let i = rejected; i < spans.length; i++) {
+      const s = spans[i];
+      this.perTrace.set(s.traceId, (this.perTrace.get(s.traceId) ?? 0) + 1);
+      const lat = r.at - s.endNs / 1e6;
+      this.latency.add(lat);
+      if (!s.hasParent) this.rootLatency.add(lat);
     }
   }
 
-  /** Spans the current mode rejects per request (partial mode rejects the first N). */
-  private rejectPerRequest = 0;
-  private rejectFor(): number {
-    return this.rejectPerRequest;
+  /** Lets go of the backend's per-request records (everything was counted on arrival). */
+  drain(): void {
+    const rx = this.backend.received;
+    if (rx.length > 10_000) rx.length = 0;
   }
 
   /** Switches the sink's mode. Requests recorded so far are processed first, under the mode they met. */
   setMode(mode: BackendMode): void {
-    this.drain();
-    this.rejectPerRequest = mode.kind === 'partial' ? mode.rejectSpans : 0;
     void this.backend.setMode(mode);
   }
 

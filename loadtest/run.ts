@@ -622,6 +622,7 @@ options:
   --collector-bin PATH   also run the same traffic against an OpenTelemetry Collector binary
   --target HOST:PORT     send to a running collector instead of starting one
   --metrics-url URL      that collector's Prometheus endpoint (with --target)
+  --collector-main PATH  run this sidecar bundle instead of dist/collector/sidecar.mjs (e.g. a saved "before" build)
   --direct               no collector: generator -> sink (checks the harness itself)
   --replay               replay mode: re-send a pool of pre-encoded requests with fresh ids (protobuf only; for throughput)
   --out DIR              where results go (default loadtest/results)
@@ -658,6 +659,9 @@ export function parseArgs(argv: string[]): CliOptions | 'list' | 'help' {
         break;
       case '--metrics-url':
         o.metricsUrl = v();
+        break;
+      case '--collector-main':
+        o.collectorMain = v();
         break;
       case '--direct':
         o.direct = true;

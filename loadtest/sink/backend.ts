@@ -11,8 +11,8 @@ import http from 'node:http';
 import https from 'node:https';
 import zlib from 'node:zlib';
 import type { AddressInfo } from 'node:net';
-import * as grpc from '@grpc/grpc-js';
-import { scanExportRequest } from '../../collector/pdata/spans.js';
+import { scanExportRequest, type Span } from '../../collector/pdata/spans.js';
+import { GrpcCode, UnaryGrpcServer, type UnaryCall, type UnaryReply } from '../../receivers/otlp/grpc-server.js';
 import { jsonToProtobuf } from '../../collector/pdata/otlp-json.js';
 import { encodeRpcStatus } from '../../collector/pdata/otlp-json.js';
 import { encodeExportResponse, encodeRpcStatusWithRetry } from '../../exporters/exporterhelper/otlpwire.js';
@@ -42,6 +42,12 @@ export interface BackendOptions {
   recordIds?: boolean;
   /** Keep each request's body (decompressed, as sent: protobuf or JSON bytes). Default false. */
   keepBodies?: boolean;
+  /**
+   * Called for every request as it is recorded, with the scanned spans and how
+   * many of the first were rejected (partial mode), so a recorder needs no
+   * second scan and no kept body. `undecodable`: the body could not be read.
+   */
+  onRequest?: (req: ReceivedRequest, spans: readonly Span[], rejected: number, undecodable: boolean) => void;
   /** Serve TLS with this PEM key pair (and require client certificates signed by `ca` when given). */
   tls?: { cert: string | Buffer; key: string | Buffer; ca?: string | Buffer; requireClientCert?: boolean };
 }
@@ -51,7 +57,7 @@ export interface ReceivedRequest {
   at: number;
   transport: 'grpc' | 'http';
   encoding: 'proto' | 'json';
-  /** Body arrived gzip-compressed (HTTP Content-Encoding). Always false for gRPC: grpc-js hides grpc-encoding from handlers. */
+  /** Body arrived gzip-compressed (HTTP Content-Encoding, gRPC grpc-encoding with the compressed flag). */
   compressed: boolean;
   /** HTTP path ('' for gRPC). */
   path: string;
@@ -88,9 +94,9 @@ export class OtlpTestBackend {
   readonly spanKeys = new Set<string>();
   readonly stats: BackendStats = { requests: 0, failedRequests: 0, acceptedSpans: 0, rejectedSpans: 0, duplicateSpans: 0 };
 
-  private readonly opts: Required<Omit<BackendOptions, 'tls'>> & { tls: BackendOptions['tls'] };
+  private readonly opts: Required<Omit<BackendOptions, 'tls' | 'onRequest'>> & Pick<BackendOptions, 'tls' | 'onRequest'>;
   private modes: ModeEntry[] = [{ mode: { kind: 'ok' }, remaining: Infinity }];
-  private grpcServer: grpc.Server | undefined;
+  private grpcServer: UnaryGrpcServer | undefined;
   private httpServer: http.Server | undefined;
   private grpcPort = 0;
   private httpPort = 0;
@@ -104,6 +110,7 @@ export class OtlpTestBackend {
       recordIds: options.recordIds ?? true,
       keepBodies: options.keepBodies ?? false,
       tls: options.tls,
+      onRequest: options.onRequest,
     };
   }
 
@@ -217,7 +224,7 @@ export class OtlpTestBackend {
     this.listening = false;
     const g = this.grpcServer;
     this.grpcServer = undefined;
-    if (g) g.forceShutdown();
+    if (g) await g.close(0);
     const h = this.httpServer;
     this.httpServer = undefined;
     if (h) {
@@ -229,32 +236,13 @@ export class OtlpTestBackend {
   }
 
   private async listenGrpc(): Promise<void> {
-    const server = new grpc.Server({ 'grpc.max_receive_message_length': 256 * 1024 * 1024 });
-    const identity = (b: Buffer) => b;
-    server.addService(
-      {
-        Export: {
-          path: TRACE_EXPORT_PATH,
-          requestStream: false,
-          responseStream: false,
-          requestSerialize: identity,
-          requestDeserialize: identity,
-          responseSerialize: identity,
-          responseDeserialize: identity,
-        },
-      },
-      { Export: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => void this.onGrpc(call, cb) },
-    );
-    const creds = this.opts.tls
-      ? grpc.ServerCredentials.createSsl(
-          this.opts.tls.ca ? Buffer.from(this.opts.tls.ca) : null,
-          [{ private_key: Buffer.from(this.opts.tls.key), cert_chain: Buffer.from(this.opts.tls.cert) }],
-          this.opts.tls.requireClientCert ?? false,
-        )
-      : grpc.ServerCredentials.createInsecure();
-    this.grpcPort = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(`127.0.0.1:${this.grpcPort}`, creds, (err, port) => (err ? reject(err) : resolve(port))),
-    );
+    const server = new UnaryGrpcServer({
+      methods: { [TRACE_EXPORT_PATH]: (call) => this.onGrpc(call) },
+      maxRecvBytes: 256 * 1024 * 1024,
+      maxConcurrentStreams: 1000,
+      tls: this.opts.tls,
+    });
+    this.grpcPort = await server.listen('127.0.0.1', this.grpcPort);
     this.grpcServer = server;
   }
 
@@ -320,33 +308,30 @@ export class OtlpTestBackend {
       }
     }
     this.received.push(rec);
+    this.opts.onRequest?.(rec, spans, rejected, error !== undefined);
     this.notify();
     return { rejected, error };
   }
 
-  private async onGrpc(call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>): Promise<void> {
+  private async onGrpc(call: UnaryCall): Promise<UnaryReply> {
     const mode = this.takeMode();
     const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(call.metadata.getMap())) if (typeof v === 'string') headers[k] = v;
-    const compressed = headers['grpc-encoding'] === 'gzip';
-    const body = call.request;
-    const { rejected, error } = this.record('grpc', 'proto', compressed, '', headers, body, body, mode);
+    for (const [k, v] of Object.entries(call.headers)) if (typeof v === 'string' && k[0] !== ':' && !k.endsWith('-bin')) headers[k] = v;
+    const body = call.message;
+    const { rejected, error } = this.record('grpc', 'proto', call.compressed, '', headers, body, body, mode);
     if (mode.kind === 'slow') await delay(mode.delayMs);
-    if (error !== undefined) return cb({ code: grpc.status.INVALID_ARGUMENT, details: error });
+    if (error !== undefined) return { code: GrpcCode.INVALID_ARGUMENT, message: error };
     switch (mode.kind) {
       case 'down':
-        return cb({ code: grpc.status.UNAVAILABLE, details: 'backend is down' });
+        return { code: GrpcCode.UNAVAILABLE, message: 'backend is down' };
       case 'permanent':
-        return cb({ code: grpc.status.INVALID_ARGUMENT, details: mode.message ?? 'permanent error' });
-      case 'throttle': {
-        const md = new grpc.Metadata();
-        md.set('grpc-status-details-bin', Buffer.from(encodeRpcStatusWithRetry(grpc.status.RESOURCE_EXHAUSTED, 'throttled', mode.retryAfterMs)));
-        return cb({ code: grpc.status.RESOURCE_EXHAUSTED, details: 'throttled', metadata: md });
-      }
+        return { code: GrpcCode.INVALID_ARGUMENT, message: mode.message ?? 'permanent error' };
+      case 'throttle':
+        return { code: GrpcCode.RESOURCE_EXHAUSTED, message: 'throttled', details: encodeRpcStatusWithRetry(GrpcCode.RESOURCE_EXHAUSTED, 'throttled', mode.retryAfterMs) };
       case 'partial':
-        return cb(null, Buffer.from(encodeExportResponse(rejected, mode.message ?? `rejected ${rejected} spans`)));
+        return { code: GrpcCode.OK, body: encodeExportResponse(rejected, mode.message ?? `rejected ${rejected} spans`) };
       default:
-        return cb(null, Buffer.alloc(0));
+        return { code: GrpcCode.OK };
     }
   }
 
@@ -379,14 +364,14 @@ export class OtlpTestBackend {
       res.writeHead(status, { 'content-type': ct, ...extra });
       res.end(payload);
     };
-    if (error !== undefined) return fail(400, grpc.status.INVALID_ARGUMENT, error);
+    if (error !== undefined) return fail(400, GrpcCode.INVALID_ARGUMENT, error);
     switch (mode.kind) {
       case 'down':
-        return fail(503, grpc.status.UNAVAILABLE, 'backend is down');
+        return fail(503, GrpcCode.UNAVAILABLE, 'backend is down');
       case 'permanent':
-        return fail(400, grpc.status.INVALID_ARGUMENT, mode.message ?? 'permanent error');
+        return fail(400, GrpcCode.INVALID_ARGUMENT, mode.message ?? 'permanent error');
       case 'throttle':
-        return fail(429, grpc.status.RESOURCE_EXHAUSTED, 'throttled', { 'retry-after': String(Math.ceil(mode.retryAfterMs / 1000)) });
+        return fail(429, GrpcCode.RESOURCE_EXHAUSTED, 'throttled', { 'retry-after': String(Math.ceil(mode.retryAfterMs / 1000)) });
       case 'partial': {
         const msg = mode.message ?? `rejected ${rejected} spans`;
         res.writeHead(200, { 'content-type': ct });

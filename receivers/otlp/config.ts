@@ -5,6 +5,12 @@ export const GrpcSchema = Type.Object(
     endpoint: Type.String({ default: '127.0.0.1:4317', description: 'host:port to listen on. Localhost by default: only the pod\'s own containers can send.' }),
     max_recv_msg_size_mib: Type.Number({ default: 4, exclusiveMinimum: 0, maximum: 256, description: 'Largest request accepted, in MiB; larger requests get RESOURCE_EXHAUSTED.' }),
     max_concurrent_streams: Type.Integer({ default: 100, minimum: 1, description: 'HTTP/2 streams per connection.' }),
+    window_size_mib: Type.Number({
+      default: 8,
+      minimum: 0.0625,
+      maximum: 2047,
+      description: 'HTTP/2 flow-control window per stream and per connection, in MiB (the protocol default is 64 KiB). A larger window lets a client send a large request without waiting for WINDOW_UPDATE round trips.',
+    }),
   },
   { additionalProperties: false },
 );

@@ -6,7 +6,6 @@
  */
 import http from 'node:http';
 import zlib from 'node:zlib';
-import * as grpc from '@grpc/grpc-js';
 import type { Component, CreateSettings } from '../../collector/component.js';
 import type { TracesConsumer } from '../../collector/consumer.js';
 import { scanExportRequest, type ScanResult } from '../../collector/pdata/spans.js';
@@ -14,6 +13,7 @@ import { WireError } from '../../collector/pdata/wire.js';
 import { jsonToProtobuf, encodeRpcStatus } from '../../collector/pdata/otlp-json.js';
 import type { Counter } from '../../collector/telemetry/metrics.js';
 import { splitHostPort, type GrpcConfig, type HttpConfig, type OtlpReceiverConfig } from './config.js';
+import { GrpcCode, UnaryGrpcServer, listenOn, type UnaryCall, type UnaryReply } from './grpc-server.js';
 import { answerFor, encodeExportResponse, encodeStatusWithRetry, exportResponseJson, type RefuseReason } from './status.js';
 
 const EXPORT_PATH = '/opentelemetry.proto.collector.trace.v1.TraceService/Export';
@@ -59,7 +59,7 @@ export class OtlpReceiver implements Component {
   private readonly settings: CreateSettings;
   private readonly config: OtlpReceiverConfig;
   private readonly next: TracesConsumer;
-  private grpcServer: grpc.Server | undefined;
+  private grpcServer: UnaryGrpcServer | undefined;
   private httpServer: http.Server | undefined;
   private readonly grpcMetrics: TransportMetrics;
   private readonly httpMetrics: TransportMetrics;
@@ -104,65 +104,43 @@ export class OtlpReceiver implements Component {
   // ------------------------------------------------------------------ gRPC
 
   private async startGrpc(cfg: GrpcConfig): Promise<void> {
-    const maxBytes = Math.floor(cfg.max_recv_msg_size_mib * 1024 * 1024);
-    const server = new grpc.Server({
-      'grpc.max_receive_message_length': maxBytes,
-      'grpc.max_concurrent_streams': cfg.max_concurrent_streams,
+    const m = this.grpcMetrics;
+    const server = new UnaryGrpcServer({
+      methods: { [EXPORT_PATH]: (call) => this.onGrpcExport(call) },
+      maxRecvBytes: Math.floor(cfg.max_recv_msg_size_mib * 1024 * 1024),
+      maxConcurrentStreams: cfg.max_concurrent_streams,
+      windowBytes: Math.floor(cfg.window_size_mib * 1024 * 1024),
+      // Refused while shutting down is not counted, as on the HTTP side: the client retries.
+      onRefused: (_path, why) => {
+        if (why !== 'unavailable') m.refuse(why, 1);
+      },
+      onHandlerError: (err) => this.settings.logger.error({ err }, 'unexpected failure answering a gRPC export'),
     });
-    const identity = (b: Buffer) => b;
-    server.addService(
-      {
-        Export: {
-          path: EXPORT_PATH,
-          requestStream: false,
-          responseStream: false,
-          requestSerialize: identity,
-          requestDeserialize: identity,
-          responseSerialize: identity,
-          responseDeserialize: identity,
-        },
-      } as grpc.ServiceDefinition,
-      { Export: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => this.onGrpcExport(call, cb) },
-    );
     const { host, port } = splitHostPort(cfg.endpoint);
-    const addr = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-    this.grpcPort = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(addr, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-    );
+    this.grpcPort = await server.listen(host, port);
     this.grpcServer = server;
     this.settings.logger.info({ endpoint: `${host}:${this.grpcPort}` }, 'OTLP/gRPC receiver listening');
   }
 
-  private onGrpcExport(call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>): void {
+  private onGrpcExport(call: UnaryCall): UnaryReply | Promise<UnaryReply> {
     const m = this.grpcMetrics;
-    if (this.stopped) {
-      cb({ code: grpc.status.UNAVAILABLE, details: 'collector is shutting down' });
-      return;
-    }
+    if (this.stopped) return { code: GrpcCode.UNAVAILABLE, message: 'collector is shutting down' };
     let scan: ScanResult;
     try {
-      scan = scanExportRequest(call.request);
+      scan = scanExportRequest(call.message);
     } catch (err) {
       m.refuse('malformed', 1);
-      cb({ code: grpc.status.INVALID_ARGUMENT, details: `malformed ExportTraceServiceRequest: ${(err as Error).message}` });
-      return;
+      return { code: GrpcCode.INVALID_ARGUMENT, message: `malformed ExportTraceServiceRequest: ${(err as Error).message}` };
     }
-    this.deliver(scan, m).then(
-      (res) => {
-        if (res.ok) {
-          cb(null, Buffer.from(encodeExportResponse(scan.rejected, scan.rejectReason)));
-          return;
-        }
-        const a = answerFor(res.err);
-        const md = new grpc.Metadata();
-        if (a.retryAfterMs !== undefined) md.set('grpc-status-details-bin', encodeStatusWithRetry(a.grpcCode, a.message, a.retryAfterMs));
-        cb({ code: a.grpcCode, details: a.message, metadata: md });
-      },
-      (err) => {
-        this.settings.logger.error({ err }, 'unexpected failure answering a gRPC export');
-        cb({ code: grpc.status.INTERNAL, details: 'internal error' });
-      },
-    );
+    return this.deliver(scan, m).then((res): UnaryReply => {
+      if (res.ok) return { code: GrpcCode.OK, body: encodeExportResponse(scan.rejected, scan.rejectReason) };
+      const a = answerFor(res.err);
+      return {
+        code: a.grpcCode,
+        message: a.message,
+        details: a.retryAfterMs !== undefined ? encodeStatusWithRetry(a.grpcCode, a.message, a.retryAfterMs) : undefined,
+      };
+    });
   }
 
   // ------------------------------------------------------------------ HTTP
@@ -181,15 +159,7 @@ export class OtlpReceiver implements Component {
       else socket.destroy();
     });
     const { host, port } = splitHostPort(cfg.endpoint);
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    const a = server.address();
-    this.httpPort = typeof a === 'object' && a ? a.port : port;
+    this.httpPort = await listenOn(server, host, port);
     this.httpServer = server;
     this.settings.logger.info({ endpoint: `${host}:${this.httpPort}` }, 'OTLP/HTTP receiver listening');
   }
@@ -296,21 +266,7 @@ export class OtlpReceiver implements Component {
     this.stopped = true;
     const waits: Promise<void>[] = [];
     const g = this.grpcServer;
-    if (g) {
-      waits.push(
-        new Promise<void>((resolve) => {
-          const force = setTimeout(() => {
-            g.forceShutdown();
-            resolve();
-          }, 5000);
-          force.unref();
-          g.tryShutdown(() => {
-            clearTimeout(force);
-            resolve();
-          });
-        }),
-      );
-    }
+    if (g) waits.push(g.close(5000));
     const h = this.httpServer;
     if (h) {
       waits.push(new Promise<void>((resolve) => h.close(() => resolve())));
@@ -341,18 +297,18 @@ function sendStatus(res: http.ServerResponse, status: number, message: string, c
 function grpcCodeForHttp(status: number): number {
   switch (status) {
     case 400:
-      return grpc.status.INVALID_ARGUMENT;
+      return GrpcCode.INVALID_ARGUMENT;
     case 404:
-      return grpc.status.NOT_FOUND;
+      return GrpcCode.NOT_FOUND;
     case 405:
     case 415:
-      return grpc.status.UNIMPLEMENTED;
+      return GrpcCode.UNIMPLEMENTED;
     case 413:
     case 429:
-      return grpc.status.RESOURCE_EXHAUSTED;
+      return GrpcCode.RESOURCE_EXHAUSTED;
     case 503:
-      return grpc.status.UNAVAILABLE;
+      return GrpcCode.UNAVAILABLE;
     default:
-      return grpc.status.UNKNOWN;
+      return GrpcCode.UNKNOWN;
   }
 }

@@ -5,7 +5,7 @@
  * RESOURCE_EXHAUSTED / 429 (both with RetryInfo / Retry-After), permanent ->
  * INVALID_ARGUMENT / 400.
  */
-import { status as GrpcStatus } from '@grpc/grpc-js';
+import { GrpcCode as GrpcStatus } from './grpc-server.js';
 import { CollectorError } from '../../collector/errors.js';
 import { WireWriter } from '../../collector/pdata/wire.js';
 
