@@ -60,8 +60,16 @@ export class SinkRecorder {
   private faultTimer: NodeJS.Timeout | undefined;
   currentFault = 'ok';
 
-  constructor(opts: { recordIds?: boolean } = {}) {
-    this.backend = new OtlpTestBackend({ recordIds: opts.recordIds ?? false, onRequest: (r, spans, rejected, undecodable) => this.onRequest(r, spans, rejected, undecodable) });
+  /** Counts only (scenario `sink.record: counts`): no per-trace arrivals, no latency. */
+  readonly countOnly: boolean;
+
+  constructor(opts: { recordIds?: boolean; countOnly?: boolean } = {}) {
+    this.countOnly = opts.countOnly ?? false;
+    this.backend = new OtlpTestBackend({
+      recordIds: opts.recordIds ?? false,
+      countOnly: this.countOnly,
+      onRequest: (r, spans, rejected, undecodable) => this.onRequest(r, spans, rejected, undecodable),
+    });
   }
 
   async start(t0 = Date.now()): Promise<void> {
@@ -82,7 +90,7 @@ export class SinkRecorder {
     return Number(this.backend.httpEndpoint.split(':').pop());
   }
 
-  private onRequest(r: ReceivedRequest, spans: readonly Span[], rejected: number, undecodable: boolean): void {
+  private onRequest(r: ReceivedRequest, spans: readonly Span[] | undefined, rejected: number, undecodable: boolean): void {
     this.requests++;
     if (r.outcome === 'error') {
       this.failedRequests++;
@@ -93,8 +101,9 @@ export class SinkRecorder {
     this.rejectedSpans += rejected;
     const sec = Math.max(0, Math.floor((r.at - this.t0) / 1000));
     while (this.perSecond.length <= sec) this.perSecond.push(0);
-    this.perSecond[sec] += spans.length - rejected;
-    this.acceptedSpans += spans.length - rejected;
+    this.perSecond[sec] += r.spans - rejected;
+    this.acceptedSpans += r.spans - rejected;
+    if (spans === undefined) return;
     for (let i = rejected; i < spans.length; i++) {
       const s = spans[i];
       this.perTrace.set(s.traceId, (this.perTrace.get(s.traceId) ?? 0) + 1);

@@ -58,6 +58,17 @@ export interface SearchSpec {
   precision: number;
 }
 
+export interface SinkSpec {
+  /**
+   * `traces` (default): the sink scans every span, counts arrivals per trace
+   * id (fidelity, completeness, duplicates, unknown ids) and the latency.
+   * `counts`: it only counts spans from the protobuf framing, for throughput
+   * ceilings where the sink shares the machine; loss and the count
+   * cross-checks stay, fidelity and latency are not measured.
+   */
+  record: 'traces' | 'counts';
+}
+
 export interface Scenario {
   name: string;
   description: string;
@@ -67,6 +78,7 @@ export interface Scenario {
   faults: Fault[];
   expect: Expectations;
   search: SearchSpec | undefined;
+  sink: SinkSpec;
 }
 
 /** Repository root (this file is loadtest/scenario.ts or dist/loadtest/scenario.js). */
@@ -120,7 +132,7 @@ const MODES: FaultMode[] = ['ok', 'slow', 'down', '429', '503', 'partial', 'perm
 
 export function parseScenario(text: string, file = '<inline>'): Scenario {
   const doc = (YAML.parse(text) ?? {}) as Obj;
-  known(doc, ['name', 'description', 'duration', 'traffic', 'collector', 'faults', 'expect', 'search'], file);
+  known(doc, ['name', 'description', 'duration', 'traffic', 'collector', 'faults', 'expect', 'search', 'sink'], file);
   const name = String(doc.name ?? path.basename(file).replace(/\.ya?ml$/, ''));
   const duration = dur(doc.duration, `${file}: duration`, 30_000);
 
@@ -220,7 +232,14 @@ export function parseScenario(text: string, file = '<inline>'): Scenario {
       precision: num(s.precision, 'search.precision', 0.1),
     };
   }
-  return { name, description: String(doc.description ?? ''), file, traffic, collector, faults, expect, search };
+  const sk = (doc.sink ?? {}) as Obj;
+  known(sk, ['record'], `${file}: sink`);
+  const record = sk.record ?? 'traces';
+  if (record !== 'traces' && record !== 'counts') throw new Error(`${file}: sink.record must be traces or counts (got ${String(record)})`);
+  if (record === 'counts' && (expect.complete || Object.keys(expect.min_kept).length > 0)) {
+    throw new Error(`${file}: expect.complete and expect.min_kept need the sink to record traces; remove sink.record: counts`);
+  }
+  return { name, description: String(doc.description ?? ''), file, traffic, collector, faults, expect, search, sink: { record } };
 }
 
 /** Replay rewrites ids at byte offsets of the protobuf encoding: it cannot work with OTLP/JSON. */

@@ -1,6 +1,7 @@
 import { describe, it, expect, afterEach } from 'vitest';
 import zlib from 'node:zlib';
-import { OtlpTestBackend } from './backend.js';
+import { OtlpTestBackend, countSpans } from './backend.js';
+import { scanExportRequest } from '../../collector/pdata/spans.js';
 import { requestBytes, requestJson } from '../../test/otlp.js';
 
 let backend: OtlpTestBackend | undefined;
@@ -55,5 +56,24 @@ describe('OtlpTestBackend (HTTP side)', () => {
     expect(backend.httpEndpoint).toBe(url); // same port after the outage
     expect((await post(url, requestBytes(spec), h)).status).toBe(200);
     expect(backend.stats.failedRequests).toBe(3);
+  });
+});
+
+describe('countSpans (count-only sink)', () => {
+  it('counts what the scanner finds, across resources and scopes, and refuses broken framing', async () => {
+    // Two requests back to back are one request with two resource_spans (protobuf merge).
+    const many = Buffer.concat([
+      requestBytes(spec),
+      requestBytes([{ traceId: 'b'.repeat(32), spanId: '3'.repeat(16) }, { traceId: 'b'.repeat(32), spanId: '4'.repeat(16) }], { 'service.name': 'other' }),
+    ]);
+    expect(countSpans(many)).toBe(scanExportRequest(many).spans.length);
+    expect(countSpans(many)).toBe(4);
+    expect(countSpans(new Uint8Array(0))).toBe(0);
+    expect(() => countSpans(many.subarray(0, many.length - 3))).toThrow();
+    backend = new OtlpTestBackend({ grpc: false, countOnly: true });
+    await backend.start();
+    expect((await post(backend.httpEndpoint, many, { 'content-type': 'application/x-protobuf' })).status).toBe(200);
+    expect(backend.stats).toMatchObject({ requests: 1, acceptedSpans: 4 });
+    expect(backend.spanKeys.size).toBe(0);
   });
 });
