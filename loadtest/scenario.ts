@@ -286,11 +286,13 @@ export function collectorConfig(s: Scenario, ports: Ports): Obj {
     c.exporter === 'otlp'
       ? { endpoint: `127.0.0.1:${ports.sinkGrpc}`, tls: { insecure: true }, ...c.exporter_config }
       : { endpoint: `http://127.0.0.1:${ports.sinkHttp}`, ...c.exporter_config };
+  // receiver_config may set protocol options (e.g. protocols.grpc.window_size_mib); the harness owns the endpoints.
+  const { protocols: rp = {}, ...receiverRest } = c.receiver_config as { protocols?: Record<string, Obj> };
   return {
     receivers: {
       otlp: {
-        protocols: { grpc: { endpoint: `127.0.0.1:${ports.grpc}` }, http: { endpoint: `127.0.0.1:${ports.http}` } },
-        ...c.receiver_config,
+        protocols: { grpc: { ...rp.grpc, endpoint: `127.0.0.1:${ports.grpc}` }, http: { ...rp.http, endpoint: `127.0.0.1:${ports.http}` } },
+        ...receiverRest,
       },
     },
     processors: Object.fromEntries(c.pipeline.map((p) => [p, c.processors[p] ?? {}])),
