@@ -16,6 +16,8 @@ import { CollectorError, RetryableError } from '../../collector/errors.js';
 import type { Span } from '../../collector/pdata/spans.js';
 import { encodeKeyValue, setSpanAttributes, setSpanTraceState, spanTraceState, type AttrValue } from '../../collector/pdata/attributes.js';
 import { WireWriter } from '../../collector/pdata/wire.js';
+import { Slab } from '../../collector/pdata/slab.js';
+import { encodeTraceStateField, foundTraceState, scanForStamp, writeStamped } from './stamp.js';
 import { AttrKey, findSpanAttr } from './attrs.js';
 import type { Counter, Histogram, Gauge, DropReason } from '../../collector/telemetry/metrics.js';
 import { parseDuration } from '../../config/duration.js';
@@ -89,6 +91,8 @@ export const ATTR_DRY_RUN_POLICY = 'tailsampling.dry_run.policy';
 const KEY_POLICY = new AttrKey(ATTR_POLICY);
 const KEY_COMPOSITE = new AttrKey(ATTR_COMPOSITE_POLICY);
 const KEY_SAMPLE_RATE = new AttrKey(ATTR_SAMPLE_RATE);
+/** Keys a kept span must not carry already for the append-only stamp (else they are replaced). */
+const STAMP_KEYS = [KEY_POLICY.bytes, KEY_COMPOSITE.bytes, KEY_SAMPLE_RATE.bytes];
 
 function encodeAttrs(attrs: Record<string, AttrValue>): Uint8Array {
   const w = new WireWriter(128);
@@ -112,6 +116,13 @@ function appendAttrs(span: Span, encoded: Uint8Array, attrs: () => Record<string
   span.setBytes(b);
 }
 
+/** tailsampling.policy (and composite_policy) of a decision. */
+function policyAttrs(rec: DecisionRecord): Record<string, AttrValue> {
+  const a: Record<string, AttrValue> = { [ATTR_POLICY]: rec.policy };
+  if (rec.compositeSub !== undefined) a[ATTR_COMPOSITE_POLICY] = rec.compositeSub;
+  return a;
+}
+
 export type DecisionReason = 'decision_wait' | 'root_received' | 'too_large' | 'buffer_full' | 'shutdown';
 
 /** A decision as remembered for late spans (decision cache) and used to stamp spans. */
@@ -126,8 +137,10 @@ export interface DecisionRecord {
   /** True when the randomness behind p is OTEP 235's R (thresholds nest: max), false for an independent hash (product). */
   readonly consistent: boolean;
   readonly decidedAt: number;
-  /** tailsampling.policy (and composite_policy) encoded once, on first use. */
+  /** The stamped attributes, encoded (cached per policy, sub-policy and SampleRate), on first use. */
   encoded?: Uint8Array;
+  /** SampleRate included in `encoded` (0: none). */
+  encodedRate?: number;
 }
 
 interface CompiledPolicy {
@@ -218,6 +231,16 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
   private retryQueue: RetryEntry[] = [];
   private retryBytes = 0;
   private warnedThisTick = false;
+
+  // Stamping kept spans: one slab for their rewritten bytes; the last trace state worked out (incoming state, p) -> (field, SampleRate).
+  private readonly slab = new Slab(256 * 1024);
+  private memoTs = '';
+  private memoP = NaN;
+  private memoConsistent = false;
+  private memoTsField: Uint8Array | undefined = undefined;
+  private memoRate = 0;
+  /** SampleRate worked out by the last nextTraceState (0: none). */
+  private stampRate = 0;
 
   // Per-decision scratch results of makeDecision (no allocation per trace).
   private decPolicy = -1;
@@ -1026,54 +1049,79 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
       });
       return;
     }
-    const base: Record<string, AttrValue> = { [ATTR_POLICY]: rec.policy };
-    if (rec.compositeSub !== undefined) base[ATTR_COMPOSITE_POLICY] = rec.compositeSub;
-    const hasSub = rec.compositeSub !== undefined;
-    const p = rec.p;
-    let rate = 0;
-    if (p !== 1) {
-      const ts = spanTraceState(span);
-      if (Number.isNaN(p)) {
-        if (ts.includes('th:')) {
-          const erased = withThreshold(ts, undefined);
-          if (erased !== ts) setSpanTraceState(span, erased);
-        }
-      } else {
-        const tin = ts === '' ? undefined : incomingThreshold(ts);
-        let tnew: bigint;
-        if (tin === undefined) tnew = thresholdForProbability(p);
-        else if (rec.consistent) {
-          const own = thresholdForProbability(p);
-          tnew = own > tin ? own : tin;
-        } else {
-          // Independent of R: the probabilities multiply (p kept to 30 bits).
-          const keep = ((MAX_TH - tin) * BigInt(Math.round(p * 2 ** 30))) / (1n << 30n);
-          tnew = MAX_TH - (keep < 1n ? 1n : keep);
-          if (tnew < tin) tnew = tin;
-        }
-        const next = withThreshold(ts, tnew);
-        if (next !== ts) setSpanTraceState(span, next);
-        rate = Number(adjustedCount(tnew).toPrecision(12));
-      }
+    if (!scanForStamp(span, STAMP_KEYS)) {
+      this.stampSlow(span, rec);
+      return;
     }
-    if (rate === 0) {
-      rec.encoded ??= encodeAttrs(base);
-      appendAttrs(span, rec.encoded, () => base, false, hasSub);
-    } else {
-      const withRate = { ...base, [ATTR_SAMPLE_RATE]: rate };
-      appendAttrs(span, this.encodedWithRate(rec, rate, withRate), () => withRate, true, hasSub);
+    if (rec.p === 1) {
+      rec.encoded ??= this.encodedAttrs(rec, 0);
+      writeStamped(span, undefined, rec.encoded, this.slab);
+      return;
     }
+    // Spans (and traces) nearly always share their trace state: work the new one out once per (state, probability).
+    const ts = foundTraceState(span);
+    if (ts !== this.memoTs || !Object.is(rec.p, this.memoP) || rec.consistent !== this.memoConsistent) {
+      const next = this.nextTraceState(ts, rec);
+      this.memoTs = ts;
+      this.memoP = rec.p;
+      this.memoConsistent = rec.consistent;
+      this.memoTsField = next === ts ? undefined : encodeTraceStateField(next);
+      this.memoRate = this.stampRate;
+    }
+    if (rec.encoded === undefined || rec.encodedRate !== this.memoRate) {
+      rec.encoded = this.encodedAttrs(rec, this.memoRate);
+      rec.encodedRate = this.memoRate;
+    }
+    writeStamped(span, this.memoTsField, rec.encoded, this.slab);
   }
 
-  private readonly rateEncodings = new Map<string, Uint8Array>();
-  /** Encoded policy attributes plus SampleRate, cached per (policy, sub, rate). */
-  private encodedWithRate(rec: DecisionRecord, rate: number, attrs: Record<string, AttrValue>): Uint8Array {
+  /** The general path (re-encodes the span): replaces stamped keys already present, handles a repeated trace_state. */
+  private stampSlow(span: Span, rec: DecisionRecord): void {
+    const hasSub = rec.compositeSub !== undefined;
+    let rate = 0;
+    if (rec.p !== 1) {
+      const ts = spanTraceState(span);
+      const next = this.nextTraceState(ts, rec);
+      if (next !== ts) setSpanTraceState(span, next);
+      rate = this.stampRate;
+    }
+    const attrs = () => (rate === 0 ? policyAttrs(rec) : { ...policyAttrs(rec), [ATTR_SAMPLE_RATE]: rate });
+    appendAttrs(span, this.encodedAttrs(rec, rate), attrs, rate !== 0, hasSub);
+  }
+
+  /**
+   * The trace state a kept span gets for a decision of keep probability
+   * rec.p (not 1); sets stampRate to the SampleRate to write (0: none).
+   */
+  private nextTraceState(ts: string, rec: DecisionRecord): string {
+    const p = rec.p;
+    this.stampRate = 0;
+    if (Number.isNaN(p)) return ts.includes('th:') ? withThreshold(ts, undefined) : ts;
+    const tin = ts === '' ? undefined : incomingThreshold(ts);
+    let tnew: bigint;
+    if (tin === undefined) tnew = thresholdForProbability(p);
+    else if (rec.consistent) {
+      const own = thresholdForProbability(p);
+      tnew = own > tin ? own : tin;
+    } else {
+      // Independent of R: the probabilities multiply (p kept to 30 bits).
+      const keep = ((MAX_TH - tin) * BigInt(Math.round(p * 2 ** 30))) / (1n << 30n);
+      tnew = MAX_TH - (keep < 1n ? 1n : keep);
+      if (tnew < tin) tnew = tin;
+    }
+    this.stampRate = Number(adjustedCount(tnew).toPrecision(12));
+    return withThreshold(ts, tnew);
+  }
+
+  private readonly attrEncodings = new Map<string, Uint8Array>();
+  /** Encoded tailsampling.policy (composite_policy) and, when rate > 0, SampleRate; cached per (policy, sub, rate). */
+  private encodedAttrs(rec: DecisionRecord, rate: number): Uint8Array {
     const key = rec.policy + '\u0000' + (rec.compositeSub ?? '') + '\u0000' + rate;
-    let b = this.rateEncodings.get(key);
+    let b = this.attrEncodings.get(key);
     if (b === undefined) {
-      b = encodeAttrs(attrs);
-      if (this.rateEncodings.size > 256) this.rateEncodings.clear();
-      this.rateEncodings.set(key, b);
+      b = encodeAttrs(rate === 0 ? policyAttrs(rec) : { ...policyAttrs(rec), [ATTR_SAMPLE_RATE]: rate });
+      if (this.attrEncodings.size > 256) this.attrEncodings.clear();
+      this.attrEncodings.set(key, b);
     }
     return b;
   }
