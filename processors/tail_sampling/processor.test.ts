@@ -47,6 +47,37 @@ function spans(traceId: string, specs: Array<Partial<SpanSpec>>): Span[] {
 const idsOf = (sink: SinkConsumer) => new Set(sink.spans.map((s) => s.traceId));
 
 describe('decision timing', () => {
+  it('a tick that decides many traces lets receiving run between slices; every trace is decided once', async () => {
+    const { p, sink, clock } = setup({ policies: [{ name: 'all', type: 'always_sample' }] });
+    const ids = Array.from({ length: 100 }, () => tid());
+    for (const id of ids) await p.consume(spans(id, [{}, {}]));
+    // A slow policy (1 ms a trace) makes the tick long enough to be sliced.
+    const ev = p['policies'][0].eval;
+    const evaluate = ev.evaluate.bind(ev);
+    ev.evaluate = (t, now) => {
+      const until = performance.now() + 1;
+      while (performance.now() < until);
+      return evaluate(t, now);
+    };
+    clock.advance(30_000);
+    const late = tid();
+    let received = false;
+    const ticking = p.tick();
+    setImmediate(() => {
+      // Arrives while the tick is deciding: a span of a trace being decided, and a new trace.
+      void p.consume([...spans(ids[99], [{}]), ...spans(late, [{}])]).then(() => (received = true));
+    });
+    await p.tick(); // a second tick while the first is deciding does nothing
+    await ticking;
+    expect(received).toBe(true);
+    const seen = new Map<string, number>();
+    for (const s of sink.spans) seen.set(s.spanId, (seen.get(s.spanId) ?? 0) + 1);
+    expect([...seen.values()].every((c) => c === 1)).toBe(true);
+    expect(sink.spanCount).toBe(201); // 100 traces x 2, plus the span that arrived for ids[99] before its decision
+    expect(p.pendingTraces).toBe(1); // the new trace waits for its own decision_wait
+    expect(idsOf(sink).has(late)).toBe(false);
+  });
+
   it('decides decision_wait after the first span, never before', async () => {
     const { p, sink, clock, tel } = setup({});
     const kept = tid();

@@ -77,6 +77,9 @@ function addSpanTo(t: PendingTrace, span: Span): void {
   if (!span.hasParent) t.hasRoot = true;
 }
 
+/** A tick decides for about this long before it lets the event loop run (receiving) and continues. */
+const DECIDE_SLICE_MS = 5;
+
 /** Spans handed to the next stage per consume call at most. */
 const FORWARD_CHUNK = 8192;
 /** Retries (one per tick) of a batch the next stage refused with a retryable error. */
@@ -200,6 +203,8 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
   private waitingForFile = false;
   private spillPausedUntil = 0;
   private spillTickWork: Promise<void> | undefined;
+  /** The deciding part of the running tick (it yields between slices; shutdown waits for it). */
+  private tickDecisions: Promise<void> | undefined;
   private readErrorLogged = false;
   /** Bucket entries of traces that were spilled (dead until their bucket fires); compacted when they pile up. */
   private staleBucketEntries = 0;
@@ -523,12 +528,33 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
    * fake clock. Resolves when the kept spans it forwarded are settled.
    */
   async tick(): Promise<void> {
+    // The previous tick is still deciding (it yields between slices): this one has nothing to add.
+    if (this.tickDecisions !== undefined) return;
     const started = performance.now();
     const now = this.settings.clock.now();
     const out: Span[] = [];
     this.warnedThisTick = false;
-    this.decideDue(now, out);
     const work: Array<Promise<void>> = [];
+    const decisions = this.decideTick(now, out, work);
+    this.tickDecisions = decisions;
+    try {
+      await decisions;
+    } finally {
+      this.tickDecisions = undefined;
+    }
+    if (this.full && this.store.bytes <= this.maxBytes && this.store.traceCount <= this.numTraces) this.full = false;
+    if (out.length > 0) work.push(this.forward(out, 0));
+    if (this.retryQueue.length > 0) work.push(this.retryDue(now));
+    this.flushMetrics();
+    this.updateGauges();
+    this.m.tickLatency.observe((performance.now() - started) / 1000);
+    await Promise.all(work);
+  }
+
+  /** The deciding part of a tick: due buckets, then (with disk) due spilled traces and spilling. */
+  private async decideTick(now: number, out: Span[], work: Array<Promise<void>>): Promise<void> {
+    const due = this.takeDue(now);
+    if (due.length > 0) await this.decideSliced(due, now, out, work);
     if (this.disk !== undefined) {
       if (this.waitingForFile) this.openSpill(false);
       if (this.spill !== undefined && this.spilledIdx!.size > 0) {
@@ -539,13 +565,6 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
       }
       if (this.store.traceCount > this.numTraces || this.store.bytes > this.relieveAt) this.relieve(now, out);
     }
-    if (this.full && this.store.bytes <= this.maxBytes && this.store.traceCount <= this.numTraces) this.full = false;
-    if (out.length > 0) work.push(this.forward(out, 0));
-    if (this.retryQueue.length > 0) work.push(this.retryDue(now));
-    this.flushMetrics();
-    this.updateGauges();
-    this.m.tickLatency.observe((performance.now() - started) / 1000);
-    await Promise.all(work);
   }
 
   async shutdown(timeoutMs?: number): Promise<void> {
@@ -599,6 +618,7 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
   }
 
   private async drainForShutdown(timeoutMs: number): Promise<void> {
+    if (this.tickDecisions !== undefined) await this.tickDecisions.catch(() => undefined);
     const now = this.settings.clock.now();
     const out: Span[] = [];
     if (this.disk !== undefined) await this.spillAllForShutdown(now, timeoutMs);
@@ -882,29 +902,54 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
     if (b < this.nextBucket) this.nextBucket = b;
   }
 
-  private decideDue(now: number, out: Span[]): void {
-    if (this.buckets.size === 0) return;
+  /**
+   * Takes the due buckets out of the schedule (no decision yet) and returns
+   * them with their bucket numbers. Anything scheduled into a due bucket
+   * afterwards (while the decisions yield) lowers nextBucket again and is
+   * found by the next tick.
+   */
+  private takeDue(now: number): Array<{ b: number; list: PendingTrace[] }> {
+    const due: Array<{ b: number; list: PendingTrace[] }> = [];
+    if (this.buckets.size === 0) return due;
     const nowB = Math.floor(now / this.tickMs);
-    if (nowB < this.nextBucket) return;
+    if (nowB < this.nextBucket) return due;
+    const take = (b: number) => {
+      const list = this.buckets.get(b);
+      if (list === undefined) return;
+      this.buckets.delete(b);
+      this.bucketEntries -= list.length;
+      due.push({ b, list });
+    };
     if (nowB - this.nextBucket > 4 * this.buckets.size + 64) {
       // The clock jumped far ahead: visit only existing buckets.
-      const keys = [...this.buckets.keys()].filter((k) => k <= nowB).sort((a, b) => a - b);
-      for (const k of keys) this.decideBucket(k, now, out);
+      const keys = [...this.buckets.keys()].filter((k) => k <= nowB).sort((x, y) => x - y);
+      for (const k of keys) take(k);
     } else {
-      for (let b = this.nextBucket; b <= nowB; b++) this.decideBucket(b, now, out);
+      for (let b = this.nextBucket; b <= nowB; b++) take(b);
     }
     this.nextBucket = this.buckets.size > 0 ? nowB + 1 : Infinity;
+    return due;
   }
 
-  private decideBucket(b: number, now: number, out: Span[]): void {
-    const list = this.buckets.get(b);
-    if (list === undefined) return;
-    this.buckets.delete(b);
-    this.bucketEntries -= list.length;
-    for (let i = 0; i < list.length; i++) {
-      const t = list[i];
-      if (t.done || t.bucket !== b) continue;
-      this.decide(t, t.dueByRoot ? 'root_received' : 'decision_wait', now, out);
+  /**
+   * Decides the traces of the due buckets in slices of about DECIDE_SLICE_MS:
+   * after each slice the kept spans go on and the event loop gets a turn, so
+   * receiving does not stall behind a tick that decides many traces.
+   */
+  private async decideSliced(due: Array<{ b: number; list: PendingTrace[] }>, now: number, out: Span[], work: Array<Promise<void>>): Promise<void> {
+    let sliceStart = performance.now();
+    let n = 0;
+    for (const { b, list } of due) {
+      for (let i = 0; i < list.length; i++) {
+        const t = list[i];
+        if (t.done || t.bucket !== b) continue;
+        this.decide(t, t.dueByRoot ? 'root_received' : 'decision_wait', now, out);
+        if (++n % 32 === 0 && performance.now() - sliceStart > DECIDE_SLICE_MS) {
+          if (out.length > 0) work.push(this.forward(out.splice(0), 0));
+          await new Promise<void>((r) => setImmediate(r));
+          sliceStart = performance.now();
+        }
+      }
     }
   }
 
