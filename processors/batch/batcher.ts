@@ -127,6 +127,8 @@ export class BatchProcessor implements TracesConsumer, Component {
 
   private readonly buckets = new Map<ResourceRef, Bucket>();
   private readonly canon = new Map<string, CanonResource>();
+  /** Incoming ScopeRef -> its canonical one (grouping only: a stale entry after `canon` is cleared is harmless). */
+  private readonly canonByRef = new WeakMap<ScopeRef, ScopeRef>();
   private bufferedSpans = 0;
   private bufferedBytes = 0;
   /** Buffered + handed downstream and not settled + held for retry. */
@@ -423,6 +425,16 @@ export class BatchProcessor implements TracesConsumer, Component {
    * spans from many requests of one service group under one ResourceSpans.
    */
   private canonicalScope(scope: ScopeRef): ScopeRef {
+    // Spans of one request share their ScopeRef: look the object up before hashing its bytes.
+    let cs = this.canonByRef.get(scope);
+    if (cs === undefined) {
+      cs = this.canonicalScopeByBytes(scope);
+      this.canonByRef.set(scope, cs);
+    }
+    return cs;
+  }
+
+  private canonicalScopeByBytes(scope: ScopeRef): ScopeRef {
     const res = scope.resource;
     const rk = headerKey(res.header);
     let entry = this.canon.get(rk);

@@ -8,7 +8,7 @@
  * limits) and whether that randomness is the OTEP 235 R value.
  */
 import { LRUCache } from 'lru-cache';
-import type { Span } from '../../collector/pdata/spans.js';
+import type { ResourceRef, Span } from '../../collector/pdata/spans.js';
 import { spanName, spanTraceState } from '../../collector/pdata/attributes.js';
 import { parseDuration } from '../../config/duration.js';
 import { AttrKey, findResourceAttr, findSpanAttr, readAsKeyPart, readBool, readInt, readStr } from './attrs.js';
@@ -80,6 +80,17 @@ abstract class AttributeFilter extends Evaluator {
     super();
   }
   protected abstract matches(buf: Uint8Array, valueStart: number, onResource: boolean): boolean;
+  /** Whether a resource matches, by object: a resource is shared by the spans of a request (and its header never changes). */
+  private readonly resourceMatches = new WeakMap<ResourceRef, boolean>();
+  private matchesResource(res: ResourceRef): boolean {
+    let m = this.resourceMatches.get(res);
+    if (m === undefined) {
+      const s = findResourceAttr(res, this.key);
+      m = s >= 0 && this.matches(res.header, s, true);
+      this.resourceMatches.set(res, m);
+    }
+    return m;
+  }
   evaluate(t: TraceView): Decision {
     const spans = t.spans;
     let lastRes = undefined;
@@ -88,8 +99,7 @@ abstract class AttributeFilter extends Evaluator {
       const res = span.scope.resource;
       if (res !== lastRes) {
         lastRes = res;
-        const s = findResourceAttr(res, this.key);
-        if (s >= 0 && this.matches(res.header, s, true)) return this.invert ? INVERT_NOT_SAMPLED : SAMPLED;
+        if (this.matchesResource(res)) return this.invert ? INVERT_NOT_SAMPLED : SAMPLED;
       }
       const s = findSpanAttr(span, this.key);
       if (s >= 0 && this.matches(span.buf, s, false)) return this.invert ? INVERT_NOT_SAMPLED : SAMPLED;

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { makeSpans, type SpanSpec } from '../../test/otlp.js';
+import { decodeRequest, makeSpans, type SpanSpec } from '../../test/otlp.js';
+import { encodeExportRequest } from '../../collector/pdata/encode.js';
 import { withDefaults } from '../../config/defaults.js';
 import { FakeClock, SinkConsumer } from '../../collector/consumertest.js';
 import { Telemetry } from '../../collector/telemetry/metrics.js';
@@ -46,6 +47,37 @@ function spans(traceId: string, specs: Array<Partial<SpanSpec>>): Span[] {
 const idsOf = (sink: SinkConsumer) => new Set(sink.spans.map((s) => s.traceId));
 
 describe('decision timing', () => {
+  it('a tick that decides many traces lets receiving run between slices; every trace is decided once', async () => {
+    const { p, sink, clock } = setup({ policies: [{ name: 'all', type: 'always_sample' }] });
+    const ids = Array.from({ length: 100 }, () => tid());
+    for (const id of ids) await p.consume(spans(id, [{}, {}]));
+    // A slow policy (1 ms a trace) makes the tick long enough to be sliced.
+    const ev = p['policies'][0].eval;
+    const evaluate = ev.evaluate.bind(ev);
+    ev.evaluate = (t, now) => {
+      const until = performance.now() + 1;
+      while (performance.now() < until);
+      return evaluate(t, now);
+    };
+    clock.advance(30_000);
+    const late = tid();
+    let received = false;
+    const ticking = p.tick();
+    setImmediate(() => {
+      // Arrives while the tick is deciding: a span of a trace being decided, and a new trace.
+      void p.consume([...spans(ids[99], [{}]), ...spans(late, [{}])]).then(() => (received = true));
+    });
+    await p.tick(); // a second tick while the first is deciding does nothing
+    await ticking;
+    expect(received).toBe(true);
+    const seen = new Map<string, number>();
+    for (const s of sink.spans) seen.set(s.spanId, (seen.get(s.spanId) ?? 0) + 1);
+    expect([...seen.values()].every((c) => c === 1)).toBe(true);
+    expect(sink.spanCount).toBe(201); // 100 traces x 2, plus the span that arrived for ids[99] before its decision
+    expect(p.pendingTraces).toBe(1); // the new trace waits for its own decision_wait
+    expect(idsOf(sink).has(late)).toBe(false);
+  });
+
   it('decides decision_wait after the first span, never before', async () => {
     const { p, sink, clock, tel } = setup({});
     const kept = tid();
@@ -286,7 +318,9 @@ describe('stamping kept spans', () => {
     const out = await keep([ERRORS], [{ status: 2, attributes: { 'tailsampling.policy': 'upstream', keep: 'me' } }, { status: 2 }]);
     for (const s of out) expect(spanAttributes(s).get('tailsampling.policy')).toBe('errors');
     expect(spanAttributes(out[0]).get('keep')).toBe('me');
-    expect([...spanAttributes(out[0]).keys()].filter((k) => k === 'tailsampling.policy').length).toBe(1);
+    // Counted on the wire (a Map would hide a duplicate).
+    const decoded = decodeRequest(encodeExportRequest([out[0]])).resourceSpans![0].scopeSpans![0].spans![0];
+    expect((decoded.attributes as Array<{ key: string }>).filter((a) => a.key === 'tailsampling.policy').length).toBe(1);
   });
 
   it('a trace kept with probability 1 (status_code) keeps its incoming th and gets no SampleRate', async () => {

@@ -16,6 +16,8 @@ import { CollectorError, RetryableError } from '../../collector/errors.js';
 import type { Span } from '../../collector/pdata/spans.js';
 import { encodeKeyValue, setSpanAttributes, setSpanTraceState, spanTraceState, type AttrValue } from '../../collector/pdata/attributes.js';
 import { WireWriter } from '../../collector/pdata/wire.js';
+import { Slab } from '../../collector/pdata/slab.js';
+import { encodeTraceStateField, foundTraceState, scanForStamp, writeStamped } from './stamp.js';
 import { AttrKey, findSpanAttr } from './attrs.js';
 import type { Counter, Histogram, Gauge, DropReason } from '../../collector/telemetry/metrics.js';
 import { parseDuration } from '../../config/duration.js';
@@ -75,6 +77,9 @@ function addSpanTo(t: PendingTrace, span: Span): void {
   if (!span.hasParent) t.hasRoot = true;
 }
 
+/** A tick decides for about this long before it lets the event loop run (receiving) and continues. */
+const DECIDE_SLICE_MS = 5;
+
 /** Spans handed to the next stage per consume call at most. */
 const FORWARD_CHUNK = 8192;
 /** Retries (one per tick) of a batch the next stage refused with a retryable error. */
@@ -89,6 +94,8 @@ export const ATTR_DRY_RUN_POLICY = 'tailsampling.dry_run.policy';
 const KEY_POLICY = new AttrKey(ATTR_POLICY);
 const KEY_COMPOSITE = new AttrKey(ATTR_COMPOSITE_POLICY);
 const KEY_SAMPLE_RATE = new AttrKey(ATTR_SAMPLE_RATE);
+/** Keys a kept span must not carry already for the append-only stamp (else they are replaced). */
+const STAMP_KEYS = [KEY_POLICY.bytes, KEY_COMPOSITE.bytes, KEY_SAMPLE_RATE.bytes];
 
 function encodeAttrs(attrs: Record<string, AttrValue>): Uint8Array {
   const w = new WireWriter(128);
@@ -112,6 +119,13 @@ function appendAttrs(span: Span, encoded: Uint8Array, attrs: () => Record<string
   span.setBytes(b);
 }
 
+/** tailsampling.policy (and composite_policy) of a decision. */
+function policyAttrs(rec: DecisionRecord): Record<string, AttrValue> {
+  const a: Record<string, AttrValue> = { [ATTR_POLICY]: rec.policy };
+  if (rec.compositeSub !== undefined) a[ATTR_COMPOSITE_POLICY] = rec.compositeSub;
+  return a;
+}
+
 export type DecisionReason = 'decision_wait' | 'root_received' | 'too_large' | 'buffer_full' | 'shutdown';
 
 /** A decision as remembered for late spans (decision cache) and used to stamp spans. */
@@ -126,8 +140,10 @@ export interface DecisionRecord {
   /** True when the randomness behind p is OTEP 235's R (thresholds nest: max), false for an independent hash (product). */
   readonly consistent: boolean;
   readonly decidedAt: number;
-  /** tailsampling.policy (and composite_policy) encoded once, on first use. */
+  /** The stamped attributes, encoded (cached per policy, sub-policy and SampleRate), on first use. */
   encoded?: Uint8Array;
+  /** SampleRate included in `encoded` (0: none). */
+  encodedRate?: number;
 }
 
 interface CompiledPolicy {
@@ -187,6 +203,8 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
   private waitingForFile = false;
   private spillPausedUntil = 0;
   private spillTickWork: Promise<void> | undefined;
+  /** The deciding part of the running tick (it yields between slices; shutdown waits for it). */
+  private tickDecisions: Promise<void> | undefined;
   private readErrorLogged = false;
   /** Bucket entries of traces that were spilled (dead until their bucket fires); compacted when they pile up. */
   private staleBucketEntries = 0;
@@ -218,6 +236,16 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
   private retryQueue: RetryEntry[] = [];
   private retryBytes = 0;
   private warnedThisTick = false;
+
+  // Stamping kept spans: one slab for their rewritten bytes; the last trace state worked out (incoming state, p) -> (field, SampleRate).
+  private readonly slab = new Slab(256 * 1024);
+  private memoTs = '';
+  private memoP = NaN;
+  private memoConsistent = false;
+  private memoTsField: Uint8Array | undefined = undefined;
+  private memoRate = 0;
+  /** SampleRate worked out by the last nextTraceState (0: none). */
+  private stampRate = 0;
 
   // Per-decision scratch results of makeDecision (no allocation per trace).
   private decPolicy = -1;
@@ -500,12 +528,33 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
    * fake clock. Resolves when the kept spans it forwarded are settled.
    */
   async tick(): Promise<void> {
+    // The previous tick is still deciding (it yields between slices): this one has nothing to add.
+    if (this.tickDecisions !== undefined) return;
     const started = performance.now();
     const now = this.settings.clock.now();
     const out: Span[] = [];
     this.warnedThisTick = false;
-    this.decideDue(now, out);
     const work: Array<Promise<void>> = [];
+    const decisions = this.decideTick(now, out, work);
+    this.tickDecisions = decisions;
+    try {
+      await decisions;
+    } finally {
+      this.tickDecisions = undefined;
+    }
+    if (this.full && this.store.bytes <= this.maxBytes && this.store.traceCount <= this.numTraces) this.full = false;
+    if (out.length > 0) work.push(this.forward(out, 0));
+    if (this.retryQueue.length > 0) work.push(this.retryDue(now));
+    this.flushMetrics();
+    this.updateGauges();
+    this.m.tickLatency.observe((performance.now() - started) / 1000);
+    await Promise.all(work);
+  }
+
+  /** The deciding part of a tick: due buckets, then (with disk) due spilled traces and spilling. */
+  private async decideTick(now: number, out: Span[], work: Array<Promise<void>>): Promise<void> {
+    const due = this.takeDue(now);
+    if (due.length > 0) await this.decideSliced(due, now, out, work);
     if (this.disk !== undefined) {
       if (this.waitingForFile) this.openSpill(false);
       if (this.spill !== undefined && this.spilledIdx!.size > 0) {
@@ -516,13 +565,6 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
       }
       if (this.store.traceCount > this.numTraces || this.store.bytes > this.relieveAt) this.relieve(now, out);
     }
-    if (this.full && this.store.bytes <= this.maxBytes && this.store.traceCount <= this.numTraces) this.full = false;
-    if (out.length > 0) work.push(this.forward(out, 0));
-    if (this.retryQueue.length > 0) work.push(this.retryDue(now));
-    this.flushMetrics();
-    this.updateGauges();
-    this.m.tickLatency.observe((performance.now() - started) / 1000);
-    await Promise.all(work);
   }
 
   async shutdown(timeoutMs?: number): Promise<void> {
@@ -576,6 +618,7 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
   }
 
   private async drainForShutdown(timeoutMs: number): Promise<void> {
+    if (this.tickDecisions !== undefined) await this.tickDecisions.catch(() => undefined);
     const now = this.settings.clock.now();
     const out: Span[] = [];
     if (this.disk !== undefined) await this.spillAllForShutdown(now, timeoutMs);
@@ -859,29 +902,54 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
     if (b < this.nextBucket) this.nextBucket = b;
   }
 
-  private decideDue(now: number, out: Span[]): void {
-    if (this.buckets.size === 0) return;
+  /**
+   * Takes the due buckets out of the schedule (no decision yet) and returns
+   * them with their bucket numbers. Anything scheduled into a due bucket
+   * afterwards (while the decisions yield) lowers nextBucket again and is
+   * found by the next tick.
+   */
+  private takeDue(now: number): Array<{ b: number; list: PendingTrace[] }> {
+    const due: Array<{ b: number; list: PendingTrace[] }> = [];
+    if (this.buckets.size === 0) return due;
     const nowB = Math.floor(now / this.tickMs);
-    if (nowB < this.nextBucket) return;
+    if (nowB < this.nextBucket) return due;
+    const take = (b: number) => {
+      const list = this.buckets.get(b);
+      if (list === undefined) return;
+      this.buckets.delete(b);
+      this.bucketEntries -= list.length;
+      due.push({ b, list });
+    };
     if (nowB - this.nextBucket > 4 * this.buckets.size + 64) {
       // The clock jumped far ahead: visit only existing buckets.
-      const keys = [...this.buckets.keys()].filter((k) => k <= nowB).sort((a, b) => a - b);
-      for (const k of keys) this.decideBucket(k, now, out);
+      const keys = [...this.buckets.keys()].filter((k) => k <= nowB).sort((x, y) => x - y);
+      for (const k of keys) take(k);
     } else {
-      for (let b = this.nextBucket; b <= nowB; b++) this.decideBucket(b, now, out);
+      for (let b = this.nextBucket; b <= nowB; b++) take(b);
     }
     this.nextBucket = this.buckets.size > 0 ? nowB + 1 : Infinity;
+    return due;
   }
 
-  private decideBucket(b: number, now: number, out: Span[]): void {
-    const list = this.buckets.get(b);
-    if (list === undefined) return;
-    this.buckets.delete(b);
-    this.bucketEntries -= list.length;
-    for (let i = 0; i < list.length; i++) {
-      const t = list[i];
-      if (t.done || t.bucket !== b) continue;
-      this.decide(t, t.dueByRoot ? 'root_received' : 'decision_wait', now, out);
+  /**
+   * Decides the traces of the due buckets in slices of about DECIDE_SLICE_MS:
+   * after each slice the kept spans go on and the event loop gets a turn, so
+   * receiving does not stall behind a tick that decides many traces.
+   */
+  private async decideSliced(due: Array<{ b: number; list: PendingTrace[] }>, now: number, out: Span[], work: Array<Promise<void>>): Promise<void> {
+    let sliceStart = performance.now();
+    let n = 0;
+    for (const { b, list } of due) {
+      for (let i = 0; i < list.length; i++) {
+        const t = list[i];
+        if (t.done || t.bucket !== b) continue;
+        this.decide(t, t.dueByRoot ? 'root_received' : 'decision_wait', now, out);
+        if (++n % 32 === 0 && performance.now() - sliceStart > DECIDE_SLICE_MS) {
+          if (out.length > 0) work.push(this.forward(out.splice(0), 0));
+          await new Promise<void>((r) => setImmediate(r));
+          sliceStart = performance.now();
+        }
+      }
     }
   }
 
@@ -1026,54 +1094,79 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
       });
       return;
     }
-    const base: Record<string, AttrValue> = { [ATTR_POLICY]: rec.policy };
-    if (rec.compositeSub !== undefined) base[ATTR_COMPOSITE_POLICY] = rec.compositeSub;
-    const hasSub = rec.compositeSub !== undefined;
-    const p = rec.p;
-    let rate = 0;
-    if (p !== 1) {
-      const ts = spanTraceState(span);
-      if (Number.isNaN(p)) {
-        if (ts.includes('th:')) {
-          const erased = withThreshold(ts, undefined);
-          if (erased !== ts) setSpanTraceState(span, erased);
-        }
-      } else {
-        const tin = ts === '' ? undefined : incomingThreshold(ts);
-        let tnew: bigint;
-        if (tin === undefined) tnew = thresholdForProbability(p);
-        else if (rec.consistent) {
-          const own = thresholdForProbability(p);
-          tnew = own > tin ? own : tin;
-        } else {
-          // Independent of R: the probabilities multiply (p kept to 30 bits).
-          const keep = ((MAX_TH - tin) * BigInt(Math.round(p * 2 ** 30))) / (1n << 30n);
-          tnew = MAX_TH - (keep < 1n ? 1n : keep);
-          if (tnew < tin) tnew = tin;
-        }
-        const next = withThreshold(ts, tnew);
-        if (next !== ts) setSpanTraceState(span, next);
-        rate = Number(adjustedCount(tnew).toPrecision(12));
-      }
+    if (!scanForStamp(span, STAMP_KEYS)) {
+      this.stampSlow(span, rec);
+      return;
     }
-    if (rate === 0) {
-      rec.encoded ??= encodeAttrs(base);
-      appendAttrs(span, rec.encoded, () => base, false, hasSub);
-    } else {
-      const withRate = { ...base, [ATTR_SAMPLE_RATE]: rate };
-      appendAttrs(span, this.encodedWithRate(rec, rate, withRate), () => withRate, true, hasSub);
+    if (rec.p === 1) {
+      rec.encoded ??= this.encodedAttrs(rec, 0);
+      writeStamped(span, undefined, rec.encoded, this.slab);
+      return;
     }
+    // Spans (and traces) nearly always share their trace state: work the new one out once per (state, probability).
+    const ts = foundTraceState(span);
+    if (ts !== this.memoTs || !Object.is(rec.p, this.memoP) || rec.consistent !== this.memoConsistent) {
+      const next = this.nextTraceState(ts, rec);
+      this.memoTs = ts;
+      this.memoP = rec.p;
+      this.memoConsistent = rec.consistent;
+      this.memoTsField = next === ts ? undefined : encodeTraceStateField(next);
+      this.memoRate = this.stampRate;
+    }
+    if (rec.encoded === undefined || rec.encodedRate !== this.memoRate) {
+      rec.encoded = this.encodedAttrs(rec, this.memoRate);
+      rec.encodedRate = this.memoRate;
+    }
+    writeStamped(span, this.memoTsField, rec.encoded, this.slab);
   }
 
-  private readonly rateEncodings = new Map<string, Uint8Array>();
-  /** Encoded policy attributes plus SampleRate, cached per (policy, sub, rate). */
-  private encodedWithRate(rec: DecisionRecord, rate: number, attrs: Record<string, AttrValue>): Uint8Array {
+  /** The general path (re-encodes the span): replaces stamped keys already present, handles a repeated trace_state. */
+  private stampSlow(span: Span, rec: DecisionRecord): void {
+    const hasSub = rec.compositeSub !== undefined;
+    let rate = 0;
+    if (rec.p !== 1) {
+      const ts = spanTraceState(span);
+      const next = this.nextTraceState(ts, rec);
+      if (next !== ts) setSpanTraceState(span, next);
+      rate = this.stampRate;
+    }
+    const attrs = () => (rate === 0 ? policyAttrs(rec) : { ...policyAttrs(rec), [ATTR_SAMPLE_RATE]: rate });
+    appendAttrs(span, this.encodedAttrs(rec, rate), attrs, rate !== 0, hasSub);
+  }
+
+  /**
+   * The trace state a kept span gets for a decision of keep probability
+   * rec.p (not 1); sets stampRate to the SampleRate to write (0: none).
+   */
+  private nextTraceState(ts: string, rec: DecisionRecord): string {
+    const p = rec.p;
+    this.stampRate = 0;
+    if (Number.isNaN(p)) return ts.includes('th:') ? withThreshold(ts, undefined) : ts;
+    const tin = ts === '' ? undefined : incomingThreshold(ts);
+    let tnew: bigint;
+    if (tin === undefined) tnew = thresholdForProbability(p);
+    else if (rec.consistent) {
+      const own = thresholdForProbability(p);
+      tnew = own > tin ? own : tin;
+    } else {
+      // Independent of R: the probabilities multiply (p kept to 30 bits).
+      const keep = ((MAX_TH - tin) * BigInt(Math.round(p * 2 ** 30))) / (1n << 30n);
+      tnew = MAX_TH - (keep < 1n ? 1n : keep);
+      if (tnew < tin) tnew = tin;
+    }
+    this.stampRate = Number(adjustedCount(tnew).toPrecision(12));
+    return withThreshold(ts, tnew);
+  }
+
+  private readonly attrEncodings = new Map<string, Uint8Array>();
+  /** Encoded tailsampling.policy (composite_policy) and, when rate > 0, SampleRate; cached per (policy, sub, rate). */
+  private encodedAttrs(rec: DecisionRecord, rate: number): Uint8Array {
     const key = rec.policy + '\u0000' + (rec.compositeSub ?? '') + '\u0000' + rate;
-    let b = this.rateEncodings.get(key);
+    let b = this.attrEncodings.get(key);
     if (b === undefined) {
-      b = encodeAttrs(attrs);
-      if (this.rateEncodings.size > 256) this.rateEncodings.clear();
-      this.rateEncodings.set(key, b);
+      b = encodeAttrs(rate === 0 ? policyAttrs(rec) : { ...policyAttrs(rec), [ATTR_SAMPLE_RATE]: rate });
+      if (this.attrEncodings.size > 256) this.attrEncodings.clear();
+      this.attrEncodings.set(key, b);
     }
     return b;
   }
