@@ -34,7 +34,8 @@ import { createRequire } from 'node:module';
 const WORKER_SRC = `
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.sqlite);
-// flag[0]: a pass is in flight; flag[1]: hold (writers wait); flag[2]: the main thread is inside a write.
+// flag[0]: a pass is in flight; flag[1]: hold (writers wait); flag[2]: the main thread is inside a write;
+// flag[3]: frames in the WAL after the last pass (read by the main thread without waiting for a message).
 parentPort.on('message', (m) => {
   const flag = new Int32Array(m.flag);
   const t0 = performance.now();
@@ -42,6 +43,8 @@ parentPort.on('message', (m) => {
   let db;
   try {
     db = new Database(m.file, { fileMustExist: true });
+    // A checkpoint copies pages straight from the WAL to the file: it needs no page cache.
+    db.pragma('cache_size = -64');
     let r = db.pragma('wal_checkpoint(PASSIVE)')[0];
     if (m.close) {
       // Converge: each pass copies what was written during the previous one.
@@ -63,6 +66,8 @@ parentPort.on('message', (m) => {
     }
     out.log = r.log;
     out.checkpointed = r.checkpointed;
+    // After a closing pass the next write starts the WAL over.
+    Atomics.store(flag, 3, m.close || r.log < 0 ? 0 : r.log);
   } catch (err) {
     out.error = String((err && err.message) || err);
   } finally {
@@ -98,6 +103,8 @@ export interface CheckpointClient {
   exitWrite(): void;
   /** True while a pass runs in the worker. */
   readonly busy: boolean;
+  /** Frames in the WAL after the last pass (also known to a caller that never yields to the event loop). */
+  readonly walFrames: number;
   /** Blocks (Atomics.wait) until no pass is in flight, at most `timeoutMs`. */
   waitIdle(timeoutMs: number): void;
   /** Stops receiving results; waits for a pass in flight. */
@@ -161,7 +168,7 @@ export function checkpointClient(file: string, minIntervalMs: number, onResult: 
   const w = getWorker();
   if (w === undefined) return undefined;
   const id = nextId++;
-  const flagBuf = new SharedArrayBuffer(12);
+  const flagBuf = new SharedArrayBuffer(16);
   const flag = new Int32Array(flagBuf);
   let lastEnd = 0;
   let open = true;
@@ -207,6 +214,9 @@ export function checkpointClient(file: string, minIntervalMs: number, onResult: 
     },
     get busy(): boolean {
       return Atomics.load(flag, 0) !== 0;
+    },
+    get walFrames(): number {
+      return Atomics.load(flag, 3);
     },
     waitIdle,
     close(): void {

@@ -261,8 +261,6 @@ export class StorageDb {
   readonly checkpoints: CheckpointStats = { workerPasses: 0, workerLongestMs: 0, closingPasses: 0, longestHoldMs: 0, maxWalFrames: 0 };
   private readonly ckpt: CheckpointClient | undefined;
   private readonly walCapFrames: number;
-  /** WAL frames after the worker's last pass (0 once acted upon). */
-  private walFrames = 0;
   private ckptErrorLogged = false;
   private readonly diskFullChild: ReturnType<Counter['labels']>;
   private readonly writeSecondsChild: ReturnType<Histogram['labels']>;
@@ -296,7 +294,6 @@ export class StorageDb {
       c.closingPasses++;
       if (r.holdMs > c.longestHoldMs) c.longestHoldMs = r.holdMs;
     }
-    this.walFrames = r.log > 0 ? r.log : 0;
     if (r.error !== '' && !this.ckptErrorLogged) {
       this.ckptErrorLogged = true;
       this.logger.warn({ file: this.path, err: r.error }, 'storage: background WAL checkpoint failed (retried after the next write)');
@@ -311,9 +308,7 @@ export class StorageDb {
   private afterWrite(): void {
     const ck = this.ckpt;
     if (ck === undefined || ck.busy) return;
-    const close = this.walFrames > this.walCapFrames;
-    ck.request(performance.now(), close);
-    if (close && ck.busy) this.walFrames = 0;
+    ck.request(performance.now(), ck.walFrames > this.walCapFrames);
   }
 
   /**
