@@ -17,9 +17,11 @@
  * worker repeats passes while each copies less (a pass copies what was written
  * during the previous one), then raises `hold`, waits for the write in
  * progress to commit, copies the last few frames, and lowers `hold`. A write
- * that starts while `hold` is up waits for it (`enterWrite`); that wait is the
- * only time the event loop waits for a checkpoint, and it covers one short
- * pass. The next write then restarts the WAL (`journal_size_limit` truncates it).
+ * that starts while `hold` is up waits for it (`enterWrite`), at most
+ * HOLD_WAIT_MAX_MS; that wait is the only time the event loop waits for a
+ * checkpoint. If the pass takes longer (a slow fsync), the write goes ahead and
+ * the WAL starts over after a later closing pass instead. Otherwise the next
+ * write restarts the WAL (`journal_size_limit` truncates it).
  *
  * The worker is created on first use and unref'd (it never keeps the process
  * alive). Its connection exists only during a pass; `StorageDb.close()` waits
@@ -97,7 +99,7 @@ export interface CheckpointClient {
    * minIntervalMs ago; `close`: a closing pass that lets the WAL start over.
    */
   request(now: number, close: boolean): void;
-  /** Before a write transaction: waits while a closing pass holds writers (at most 1 s). */
+  /** Before a write transaction: waits while a closing pass holds writers (at most HOLD_WAIT_MAX_MS). */
   enterWrite(): void;
   /** After a write transaction (committed or not). */
   exitWrite(): void;
@@ -110,6 +112,9 @@ export interface CheckpointClient {
   /** Stops receiving results; waits for a pass in flight. */
   close(): void;
 }
+
+/** Longest a write waits for a closing pass (usually 1-10 ms: the last frames and two fsyncs). */
+const HOLD_WAIT_MAX_MS = 6;
 
 let worker: Worker | undefined;
 let workerFailed = false;
@@ -199,10 +204,11 @@ export function checkpointClient(file: string, minIntervalMs: number, onResult: 
       for (;;) {
         Atomics.store(flag, 2, 1);
         if (Atomics.load(flag, 1) === 0) return;
-        // A closing pass holds writers: step back and wait for it (bounded; it covers one short pass).
+        // A closing pass holds writers: step back and wait for it, briefly. If its fsyncs take longer
+        // (a slow disk), write anyway: the pass stays correct, the WAL just does not start over this time.
         Atomics.store(flag, 2, 0);
         Atomics.notify(flag, 2);
-        if (Atomics.wait(flag, 1, 1, 1000) === 'timed-out') {
+        if (Atomics.wait(flag, 1, 1, HOLD_WAIT_MAX_MS) === 'timed-out') {
           Atomics.store(flag, 2, 1);
           return;
         }
