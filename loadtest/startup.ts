@@ -91,7 +91,8 @@ async function prefill(dir: string, mib: number): Promise<number> {
     const spans = scanExportRequest(realisticRequest(512, seed++)).spans;
     const byTrace = new Map<string, typeof spans>();
     for (const s of spans) byTrace.set(s.traceId, [...(byTrace.get(s.traceId) ?? []), s]);
-    store.spill([...byTrace].map(([traceId, s]) => ({ traceId, firstSeenMs: now, dueMs: now + 3_600_000, spans: s })));
+    // Each request has its own trace ids: none is on disk yet (prevSeq 0).
+    store.spill([...byTrace].map(([traceId, s]) => ({ traceId, firstSeenMs: now, dueMs: now + 3_600_000, spans: s, prevSeq: 0 })));
     for (const s of spans) bytes += s.len;
   }
   store.close();

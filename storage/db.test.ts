@@ -38,7 +38,7 @@ describe('opening the database', () => {
     expect(db.pragma('synchronous', { simple: true })).toBe(2); // FULL
     expect(db.pragma('cache_size', { simple: true })).toBe(-2048);
     expect(db.pragma('page_size', { simple: true })).toBe(16384);
-    expect(db.prepare("SELECT version FROM schema_version WHERE store = 'spill'").pluck().get()).toBe(1);
+    expect(db.prepare("SELECT version FROM schema_version WHERE store = 'spill'").pluck().get()).toBe(2);
     const q = DurableQueue.open({ directory: dir, sync: 'normal', maxBytes: 1 << 20, whenFull: 'refuse', logger: silentLogger, telemetry, component: 'otlp' });
     toClose.push(q);
     expect(q.sdb.db.pragma('synchronous', { simple: true })).toBe(1); // NORMAL
@@ -144,6 +144,33 @@ describe('opening the database', () => {
     } finally {
       unmount(ro);
     }
+  });
+
+  it('checkpoints in the worker thread, and a clean close still leaves no WAL', async () => {
+    const s = TraceSpillStore.open({ directory: dir, sync: 'normal', maxBytes: 1 << 28, logger: silentLogger, telemetry, component: 'tail_sampling', clock, deleteFlushMs: 0 });
+    expect(s.sdb.db.pragma('wal_autocheckpoint', { simple: true })).toBe(0);
+    const spans = makeSpans(Array.from({ length: 200 }, (_, i) => ({ traceId: traceIdHex(), spanId: (0xb000000000000000n + BigInt(i)).toString(16) })));
+    for (let i = 0; i < 20 && s.sdb.checkpoints.workerPasses === 0; i++) {
+      s.spill(spans.map((sp) => ({ traceId: sp.traceId, firstSeenMs: 1, dueMs: 2, spans: [sp], prevSeq: 0 })));
+      await new Promise((r) => setTimeout(r, 60));
+    }
+    expect(s.sdb.checkpoints.workerPasses).toBeGreaterThan(0);
+    expect(s.sdb.callTimes.count).toBeGreaterThan(0);
+    s.close();
+    expect(fs.existsSync(path.join(dir, 'spill.sqlite-wal'))).toBe(false);
+    const again = TraceSpillStore.open({ directory: dir, sync: 'normal', maxBytes: 1 << 28, logger: silentLogger, telemetry: new Telemetry(), component: 'tail_sampling', clock });
+    toClose.push(again);
+    expect(again.traceCount).toBe(spans.length);
+  });
+
+  it('with sync: full, deleting taken traces is not fsynced and the connection stays FULL', () => {
+    const s = openSpill();
+    const spans = makeSpans([{ traceId: traceIdHex(), spanId: 'b000000000000001' }]);
+    s.spill([{ traceId: spans[0].traceId, firstSeenMs: 1, dueMs: 2, spans }]);
+    expect(s.take(spans[0].traceId)).toHaveLength(1);
+    s.flush();
+    expect(s.sdb.db.pragma('synchronous', { simple: true })).toBe(2);
+    expect(s.traceCount).toBe(0);
   });
 
   it('times write transactions', () => {

@@ -16,7 +16,9 @@
  * better-sqlite3 is synchronous: every call blocks the event loop for as long as
  * SQLite works. Stores keep transactions small (see `maxTxnBytes`), and every
  * write transaction goes through `StorageDb.write`, which times it into
- * `sidecar_storage_write_seconds` and keeps the longest one seen.
+ * `sidecar_storage_write_seconds` and `callTimes` (every timed call).
+ * WAL checkpoints (the copy back into the database file and its fsyncs) run in
+ * a worker thread (`checkpointer.ts`), not inside a write on the event loop.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -26,6 +28,7 @@ import type { Logger } from 'pino';
 import { RetryableError } from '../collector/errors.js';
 import type { Telemetry, Counter, Histogram } from '../collector/telemetry/metrics.js';
 import { systemClock, type Clock } from '../collector/component.js';
+import { checkpointClient, checkpointWorkerAvailable, type CheckpointClient, type CheckpointResult } from './checkpointer.js';
 
 export type SyncMode = 'normal' | 'full';
 
@@ -68,7 +71,7 @@ export interface StoreSchema {
 }
 
 /** What the stores (spill, queue) are opened with: a logical byte budget instead of a file cap. */
-export type StoreOpenOptions = Omit<OpenOptions, 'file' | 'maxFileBytes' | 'pageSize' | 'walAutocheckpointPages'> & {
+export type StoreOpenOptions = Omit<OpenOptions, 'file' | 'maxFileBytes' | 'pageSize' | 'walAutocheckpointPages' | 'checkpoint' | 'walCapBytes'> & {
   file?: string;
   /** Logical budget of the store in bytes (0 = none). */
   maxBytes: number;
@@ -120,8 +123,12 @@ export interface OpenOptions {
   cacheKiB?: number;
   /** Page size for a new file (default 16384: several ~5 KB trace bodies per page, ~1.15x file overhead). */
   pageSize?: number;
-  /** WAL pages written before an automatic checkpoint (default 256: keeps each checkpoint short). */
+  /** WAL pages written before an automatic checkpoint, when checkpoints cannot run in the worker (default 256). */
   walAutocheckpointPages?: number;
+  /** 'worker' (default): checkpoints run in a worker thread; 'auto': SQLite's automatic checkpoint inside writes. */
+  checkpoint?: 'worker' | 'auto';
+  /** Past this WAL size a closing checkpoint lets the WAL start over; also its size limit on disk (default 32 MiB). */
+  walCapBytes?: number;
   /** Run `PRAGMA quick_check` at open (default true; costs a read of the file). */
   checkOnOpen?: boolean;
 }
@@ -193,6 +200,53 @@ export function ensureWritableDirectory(dir: string): void {
   }
 }
 
+/**
+ * Durations of storage calls (each one blocks the event loop): count, max and
+ * quantiles from 0.1 ms buckets up to 200 ms (beyond that the max tells).
+ */
+export class CallTimes {
+  private readonly bins = new Uint32Array(2001);
+  count = 0;
+  maxMs = 0;
+
+  record(ms: number): void {
+    this.count++;
+    if (ms > this.maxMs) this.maxMs = ms;
+    this.bins[Math.min(2000, Math.floor(ms * 10))]++;
+  }
+
+  /** Upper bound of the bucket holding quantile `q` (0..1), in ms. */
+  quantile(q: number): number {
+    if (this.count === 0) return 0;
+    const want = Math.ceil(q * this.count);
+    let n = 0;
+    for (let i = 0; i < this.bins.length; i++) {
+      n += this.bins[i];
+      if (n >= want) return i === 2000 ? this.maxMs : Math.min(this.maxMs, (i + 1) / 10);
+    }
+    return this.maxMs;
+  }
+
+  /** Calls that took longer than `ms` (to the bucket's 0.1 ms resolution). */
+  over(ms: number): number {
+    let n = 0;
+    for (let i = Math.ceil(ms * 10); i < this.bins.length; i++) n += this.bins[i];
+    return n;
+  }
+}
+
+/** Checkpoint bookkeeping of one file (for benches and tests). */
+export interface CheckpointStats {
+  /** Passes run by the worker, and their longest duration (off the event loop). */
+  workerPasses: number;
+  workerLongestMs: number;
+  /** Closing passes (the WAL was past its cap) and the longest time they held writers. */
+  closingPasses: number;
+  longestHoldMs: number;
+  /** Largest WAL seen after a pass, in frames (pages). */
+  maxWalFrames: number;
+}
+
 export class StorageDb {
   readonly db: Database.Database;
   readonly path: string;
@@ -202,6 +256,12 @@ export class StorageDb {
   longestWriteMs = 0;
   /** Longest read call timed through `timeRead`, in milliseconds. */
   longestReadMs = 0;
+  /** Every timed call (writes, reads, main-thread checkpoints). */
+  readonly callTimes = new CallTimes();
+  readonly checkpoints: CheckpointStats = { workerPasses: 0, workerLongestMs: 0, closingPasses: 0, longestHoldMs: 0, maxWalFrames: 0 };
+  private readonly ckpt: CheckpointClient | undefined;
+  private readonly walCapFrames: number;
+  private ckptErrorLogged = false;
   private readonly diskFullChild: ReturnType<Counter['labels']>;
   private readonly writeSecondsChild: ReturnType<Histogram['labels']>;
   private readonly logger: Logger;
@@ -217,6 +277,38 @@ export class StorageDb {
     this.pageSize = (db.pragma('page_size', { simple: true }) as number) || 4096;
     this.diskFullChild = m.diskFull.labels(opts.component, opts.file);
     this.writeSecondsChild = m.writeSeconds.labels(opts.component, opts.file);
+    this.walCapFrames = Math.max(64, Math.floor(walCapBytes(opts) / this.pageSize));
+    this.ckpt = workerCheckpoints(opts) ? checkpointClient(file, CHECKPOINT_MIN_INTERVAL_MS, (r) => this.onCheckpoint(r)) : undefined;
+    if (this.ckpt === undefined && workerCheckpoints(opts)) {
+      // The worker could not start after all: let SQLite checkpoint inside writes.
+      db.pragma(`wal_autocheckpoint = ${Math.max(16, (opts.walAutocheckpointPages ?? 256) | 0)}`);
+    }
+  }
+
+  private onCheckpoint(r: CheckpointResult): void {
+    const c = this.checkpoints;
+    c.workerPasses++;
+    if (r.ms > c.workerLongestMs) c.workerLongestMs = r.ms;
+    if (r.log > c.maxWalFrames) c.maxWalFrames = r.log;
+    if (r.holdMs > 0) {
+      c.closingPasses++;
+      if (r.holdMs > c.longestHoldMs) c.longestHoldMs = r.holdMs;
+    }
+    if (r.error !== '' && !this.ckptErrorLogged) {
+      this.ckptErrorLogged = true;
+      this.logger.warn({ file: this.path, err: r.error }, 'storage: background WAL checkpoint failed (retried after the next write)');
+    }
+  }
+
+  /**
+   * After a write: asks the worker for a checkpoint pass; a closing one when
+   * the WAL has grown past its cap (writes never paused long enough for a
+   * pass to catch up), so that the next write restarts the WAL.
+   */
+  private afterWrite(): void {
+    const ck = this.ckpt;
+    if (ck === undefined || ck.busy) return;
+    ck.request(performance.now(), ck.walFrames > this.walCapFrames);
   }
 
   /**
@@ -263,6 +355,7 @@ export class StorageDb {
   write<A extends unknown[], R>(txn: (...args: A) => R, ...args: A): R {
     if (this.closed) throw new StorageError('ERR_STORAGE_CLOSED', `storage: ${this.path} is closed`);
     const t0 = performance.now();
+    this.ckpt?.enterWrite();
     try {
       const fault = this.faultHook?.();
       if (fault !== undefined) throw fault;
@@ -277,9 +370,27 @@ export class StorageDb {
     } catch (err) {
       throw this.mapError(err);
     } finally {
+      this.ckpt?.exitWrite();
       const ms = performance.now() - t0;
       if (ms > this.longestWriteMs) this.longestWriteMs = ms;
       this.writeSecondsChild.observe(ms / 1000);
+      this.callTimes.record(ms);
+      if (!this.closed) this.afterWrite();
+    }
+  }
+
+  /**
+   * Like `write`, but with `sync: full` this commit is not fsynced (it becomes
+   * durable with the next fsynced commit or checkpoint). For writes whose loss
+   * in a power cut only repeats work, such as deleting traces already decided.
+   */
+  writeRelaxed<A extends unknown[], R>(txn: (...args: A) => R, ...args: A): R {
+    if (this.sync !== 'full' || this.closed) return this.write(txn, ...args);
+    this.db.pragma('synchronous = NORMAL');
+    try {
+      return this.write(txn, ...args);
+    } finally {
+      this.db.pragma('synchronous = FULL');
     }
   }
 
@@ -304,6 +415,7 @@ export class StorageDb {
     } finally {
       const ms = performance.now() - t0;
       if (ms > this.longestReadMs) this.longestReadMs = ms;
+      this.callTimes.record(ms);
     }
   }
 
@@ -336,6 +448,8 @@ export class StorageDb {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    // Let a checkpoint pass in flight finish, so this connection is the last one.
+    this.ckpt?.close();
     try {
       // A clean close checkpoints the WAL into the main file and removes it.
       this.db.close();
@@ -343,6 +457,17 @@ export class StorageDb {
       this.logger.warn({ file: this.path, err: (err as Error).message }, 'storage: error closing database');
     }
   }
+}
+
+/** A worker checkpoint pass is asked for at most this often per file. */
+const CHECKPOINT_MIN_INTERVAL_MS = 50;
+
+function walCapBytes(opts: OpenOptions): number {
+  return opts.walCapBytes ?? 32 * 1024 * 1024;
+}
+
+function workerCheckpoints(opts: OpenOptions): boolean {
+  return (opts.checkpoint ?? 'worker') === 'worker' && checkpointWorkerAvailable();
 }
 
 function openAndPrepare(file: string, opts: OpenOptions, schema: StoreSchema): Database.Database {
@@ -358,9 +483,11 @@ function openAndPrepare(file: string, opts: OpenOptions, schema: StoreSchema): D
     db.pragma(`cache_size = -${Math.max(256, (opts.cacheKiB ?? 2048) | 0)}`);
     db.pragma('mmap_size = 0');
     db.pragma('temp_store = FILE');
-    db.pragma(`wal_autocheckpoint = ${Math.max(16, (opts.walAutocheckpointPages ?? 256) | 0)}`);
-    // After a checkpoint the WAL is truncated to at most this size.
-    db.pragma(`journal_size_limit = ${4 * 1024 * 1024}`);
+    // Checkpoints run in the worker (StorageDb.afterWrite); 0 turns off the automatic one inside writes.
+    db.pragma(`wal_autocheckpoint = ${workerCheckpoints(opts) ? 0 : Math.max(16, (opts.walAutocheckpointPages ?? 256) | 0)}`);
+    // When the WAL starts over it is truncated to at most this size. With worker checkpoints the
+    // limit is the WAL cap: truncating a large WAL (dropping its cached pages) took tens of ms inside a write.
+    db.pragma(`journal_size_limit = ${workerCheckpoints(opts) ? walCapBytes(opts) : 4 * 1024 * 1024}`);
     if (opts.maxFileBytes !== undefined && opts.maxFileBytes > 0) {
       const ps = db.pragma('page_size', { simple: true }) as number;
       db.pragma(`max_page_count = ${Math.max(64, Math.ceil(opts.maxFileBytes / ps))}`);

@@ -119,6 +119,31 @@ describe('TraceSpillStore', () => {
     expectSameSpans(store.take(tid), [...p1, ...p2, ...p3]);
   });
 
+  it('finds a trace from the seq of its last spill (what the caller keeps), without a scan', () => {
+    const store = openStore();
+    const tid = traceIdHex();
+    const other = trace(2);
+    const p1 = trace(3, undefined, tid);
+    const p2 = trace(2, undefined, tid);
+    const now = clock.now();
+    const [s1, so] = store.spill([
+      { traceId: tid, firstSeenMs: now, dueMs: now + 10, spans: p1, prevSeq: 0 },
+      { traceId: other[0].traceId, firstSeenMs: now, dueMs: now + 10, spans: other, prevSeq: 0 },
+    ]);
+    const [s2] = store.spill([{ traceId: tid, firstSeenMs: now + 1, dueMs: now + 10, spans: p2, prevSeq: s1 }]);
+    expect(s2).toBeGreaterThan(s1);
+    expect(store.traceCount).toBe(2);
+    // Rows are appended in seq order: no index on the trace id.
+    const indexes = store.sdb.db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'spills' AND sql IS NOT NULL").pluck().all();
+    expect(indexes).toEqual(['spills_due']);
+    expect(store.pendingIndex().find((p) => p.traceId === tid)).toMatchObject({ spanCount: 5, lastSeq: s2 });
+    // A wrong seq (another trace's row) finds nothing rather than the wrong spans.
+    expect(store.take(tid, so)).toEqual([]);
+    expectSameSpans(store.take(tid, s2), [...p1, ...p2]);
+    expect(store.delete(other[0].traceId, so)).toBe(true);
+    expect(store.traceCount).toBe(0);
+  });
+
   it('deduplicates resource and scope headers by content', () => {
     const store = openStore();
     const now = clock.now();

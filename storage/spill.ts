@@ -2,10 +2,20 @@
  * TraceSpillStore: pending traces' spans kept on disk while they wait for a
  * sampling decision, so the in-memory buffer can stay small.
  *
- * Layout (one SQLite file, see db.ts):
+ * Layout (one SQLite file, see db.ts), version 2:
  *   headers(id, hash, bytes)      resource and scope headers, deduplicated by SHA-256
- *   traces(trace_id, first_seen_ms, due_ms, span_count, bytes)   one row per pending trace
- *   spills(id, trace_id, body)    one row per spill of a trace: a compact frame of its spans
+ *   spills(seq, trace_id, prev, first_seen_ms, due_ms, span_count, bytes)
+ *                                 one row per spill of a trace; `prev` is the seq of
+ *                                 the trace's previous spill (0 for its first), indexed on due_ms
+ *   bodies(seq, body)             the spill's spans: a compact frame
+ *
+ * Every insert appends (seq only grows) and the due index grows at its end,
+ * so a spill dirties a handful of pages whatever the file size. Version 1 keyed
+ * rows by trace id: each spill touched pages all over two random-key b-trees,
+ * so the WAL (and every checkpoint) carried several times the span bytes.
+ * Finding a trace's rows takes the seq of its last spill, which the caller
+ * keeps in its in-memory index (`spill()` returns it, `pendingIndex()` rebuilds
+ * it); without it, a scan of the spills table finds it (tests, repairs).
  *
  * A body is: version byte (1), varint run count, then per run of spans that share
  * a scope: varint resource header id, varint scope header id, varint span count,
@@ -34,6 +44,11 @@ export interface SpillTrace {
   /** When its sampling decision is due (ms since epoch). */
   dueMs: number;
   spans: readonly Span[];
+  /**
+   * Seq of the trace's last spill still on disk (what `spill()` returned for
+   * it), 0 when it has none. Undefined: the store looks it up (a table scan).
+   */
+  prevSeq?: number;
 }
 
 export interface PendingTrace {
@@ -43,6 +58,8 @@ export interface PendingTrace {
   spanCount: number;
   /** Bytes its spill bodies take on disk. */
   bytes: number;
+  /** Seq of its last spill (pass it to take / delete / the next spill). */
+  lastSeq: number;
 }
 
 export interface TraceSpillStoreOptions {
@@ -66,13 +83,12 @@ export interface TraceSpillStoreOptions {
 
 export const SPILL_SCHEMA = {
   store: 'spill',
-  version: 1,
+  version: 2,
   create: [
     'CREATE TABLE headers (id INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE, bytes BLOB NOT NULL)',
-    'CREATE TABLE traces (trace_id BLOB PRIMARY KEY, first_seen_ms INTEGER NOT NULL, due_ms INTEGER NOT NULL, span_count INTEGER NOT NULL, bytes INTEGER NOT NULL) WITHOUT ROWID',
-    'CREATE INDEX traces_due ON traces (due_ms)',
-    'CREATE TABLE spills (id INTEGER PRIMARY KEY, trace_id BLOB NOT NULL, body BLOB NOT NULL)',
-    'CREATE INDEX spills_trace ON spills (trace_id)',
+    'CREATE TABLE spills (seq INTEGER PRIMARY KEY, trace_id BLOB NOT NULL, prev INTEGER NOT NULL, first_seen_ms INTEGER NOT NULL, due_ms INTEGER NOT NULL, span_count INTEGER NOT NULL, bytes INTEGER NOT NULL)',
+    'CREATE INDEX spills_due ON spills (due_ms)',
+    'CREATE TABLE bodies (seq INTEGER PRIMARY KEY, body BLOB NOT NULL)',
   ],
 };
 
@@ -87,12 +103,13 @@ interface ScopeIds {
 
 interface Prepared {
   insHeader: Database.Statement;
-  upsertTrace: Database.Statement;
   insSpill: Database.Statement;
-  selBodies: Database.Statement;
-  selTraceBytes: Database.Statement;
-  delSpills: Database.Statement;
-  delTrace: Database.Statement;
+  insBody: Database.Statement;
+  selRow: Database.Statement;
+  selMeta: Database.Statement;
+  selLastSeq: Database.Statement;
+  delSpill: Database.Statement;
+  delBody: Database.Statement;
   selDue: Database.Statement;
   selIndex: Database.Statement;
   clearHeaders: Database.Statement;
@@ -126,7 +143,7 @@ export class TraceSpillStore {
   private readonly component: string;
   private readonly diskFullRetryMs: number;
   private readonly deleteFlushMs: number;
-  private readonly spillTxn: (traces: readonly SpillTrace[], bodies: Buffer[], tids: Buffer[]) => number;
+  private readonly spillTxn: (traces: readonly SpillTrace[], bodies: Buffer[], tids: Buffer[], seqs: number[]) => number;
   private readonly flushTxn: () => void;
 
   // header dedup: content hash -> id, id -> bytes; objects -> ids per generation
@@ -144,8 +161,9 @@ export class TraceSpillStore {
 
   private used = 0;
   private traces = 0;
-  /** Taken or deleted but not yet deleted on disk: hex trace id -> body bytes to release. */
-  private readonly pendingDeletes = new Map<string, number>();
+  /** Taken or deleted but not yet deleted on disk: hex trace id -> seqs of its rows. */
+  private readonly pendingDeletes = new Map<string, number[]>();
+  private pendingDeleteRows = 0;
   private flushTimer: NodeJS.Timeout | undefined = undefined;
   private diskFullUntil = 0;
   private readErrorLogged = false;
@@ -173,33 +191,34 @@ export class TraceSpillStore {
     const db = this.db;
     this.st = {
       insHeader: db.prepare('INSERT INTO headers (id, hash, bytes) VALUES (?, ?, ?)'),
-      upsertTrace: db.prepare(
-        'INSERT INTO traces (trace_id, first_seen_ms, due_ms, span_count, bytes) VALUES (?, ?, ?, ?, ?) ' +
-          'ON CONFLICT (trace_id) DO UPDATE SET first_seen_ms = min(first_seen_ms, excluded.first_seen_ms), ' +
-          'due_ms = min(due_ms, excluded.due_ms), span_count = span_count + excluded.span_count, bytes = bytes + excluded.bytes ' +
-          'RETURNING span_count',
-      ).pluck(),
-      insSpill: db.prepare('INSERT INTO spills (trace_id, body) VALUES (?, ?)'),
-      selBodies: db.prepare('SELECT body FROM spills WHERE trace_id = ? ORDER BY id').pluck(),
-      selTraceBytes: db.prepare('SELECT bytes FROM traces WHERE trace_id = ?').pluck(),
-      delSpills: db.prepare('DELETE FROM spills WHERE trace_id = ?'),
-      delTrace: db.prepare('DELETE FROM traces WHERE trace_id = ?'),
-      selDue: db.prepare('SELECT trace_id FROM traces WHERE due_ms <= ? ORDER BY due_ms LIMIT ?').pluck(),
-      selIndex: db.prepare('SELECT trace_id, first_seen_ms, due_ms, span_count, bytes FROM traces').raw(),
+      insSpill: db.prepare('INSERT INTO spills (trace_id, prev, first_seen_ms, due_ms, span_count, bytes) VALUES (?, ?, ?, ?, ?, ?)'),
+      insBody: db.prepare('INSERT INTO bodies (seq, body) VALUES (?, ?)'),
+      selRow: db.prepare('SELECT s.trace_id, s.prev, b.body, s.first_seen_ms FROM spills s JOIN bodies b ON b.seq = s.seq WHERE s.seq = ?').raw(),
+      selMeta: db.prepare('SELECT trace_id, prev, bytes FROM spills WHERE seq = ?').raw(),
+      selLastSeq: db.prepare('SELECT max(seq) FROM spills WHERE trace_id = ?').pluck(),
+      delSpill: db.prepare('DELETE FROM spills WHERE seq = ?'),
+      delBody: db.prepare('DELETE FROM bodies WHERE seq = ?'),
+      selDue: db.prepare('SELECT trace_id FROM spills WHERE due_ms <= ? ORDER BY due_ms LIMIT ?').pluck(),
+      selIndex: db.prepare('SELECT trace_id, min(first_seen_ms), min(due_ms), sum(span_count), sum(bytes), max(seq) FROM spills GROUP BY trace_id').raw(),
       clearHeaders: db.prepare('DELETE FROM headers'),
     };
-    // Returns how many of the traces are new to the store.
-    this.spillTxn = db.transaction((traces: readonly SpillTrace[], bodies: Buffer[], tids: Buffer[]) => {
+    // Appends one row per trace; fills `seqs`; returns how many of the traces are new to the store.
+    this.spillTxn = db.transaction((traces: readonly SpillTrace[], bodies: Buffer[], tids: Buffer[], seqs: number[]) => {
       this.applyDeletes();
       for (const h of this.newHeaders) this.st.insHeader.run(h.id, h.hash, h.bytes);
       let added = 0;
       for (let i = 0; i < traces.length; i++) {
         const t = traces[i];
         const n = t.spans.length;
-        if (n === 0) continue;
-        this.st.insSpill.run(tids[i], bodies[i]);
-        // span_count after the upsert equals this spill's count only for a new row.
-        if ((this.st.upsertTrace.get(tids[i], t.firstSeenMs, t.dueMs, n, bodies[i].length) as number) === n) added++;
+        if (n === 0) {
+          seqs[i] = t.prevSeq ?? 0;
+          continue;
+        }
+        const prev = t.prevSeq ?? ((this.st.selLastSeq.get(tids[i]) as number | null) ?? 0);
+        if (prev === 0) added++;
+        const seq = Number(this.st.insSpill.run(tids[i], prev, t.firstSeenMs, t.dueMs, n, bodies[i].length).lastInsertRowid);
+        this.st.insBody.run(seq, bodies[i]);
+        seqs[i] = seq;
       }
       return added;
     });
@@ -223,7 +242,7 @@ export class TraceSpillStore {
       this.headersUsed += row[2].length;
       if (row[0] >= this.nextHeaderId) this.nextHeaderId = row[0] + 1;
     }
-    const totals = db.prepare('SELECT count(*), total(bytes) FROM traces').raw().get() as [number, number];
+    const totals = db.prepare('SELECT count(DISTINCT trace_id), total(bytes) FROM spills').raw().get() as [number, number];
     this.traces = totals[0];
     this.used = totals[1] + this.headersUsed;
     if (this.traces === 0 && this.headerBytes.size > 0) {
@@ -257,10 +276,11 @@ export class TraceSpillStore {
    * nothing: throws DiskFullError ('max_bytes' when the budget would be
    * exceeded, 'enospc' when the disk is full; then nothing was written and the
    * spans are still the caller's). Keep one call's bytes to a few MB: the
-   * transaction blocks the event loop while it runs.
+   * transaction blocks the event loop while it runs. Returns each trace's new
+   * last seq (keep it for `take` and the trace's next spill).
    */
-  spill(traces: readonly SpillTrace[]): void {
-    if (traces.length === 0) return;
+  spill(traces: readonly SpillTrace[]): number[] {
+    if (traces.length === 0) return [];
     let spanTotal = 0;
     for (let i = 0; i < traces.length; i++) spanTotal += traces[i].spans.length;
     const now = this.clock.now();
@@ -270,6 +290,7 @@ export class TraceSpillStore {
     }
     this.newHeaders = [];
     let bodies: Buffer[];
+    let seqs: number[];
     try {
       bodies = new Array<Buffer>(traces.length);
       let bytes = 0;
@@ -285,7 +306,8 @@ export class TraceSpillStore {
       }
       const tids = new Array<Buffer>(traces.length);
       for (let i = 0; i < traces.length; i++) tids[i] = Buffer.from(traces[i].traceId, 'hex');
-      const added = this.sdb.write(this.spillTxn, traces, bodies, tids);
+      seqs = new Array<number>(traces.length);
+      const added = this.sdb.write(this.spillTxn, traces, bodies, tids, seqs);
       this.used += bytes + newHeaderBytes;
       this.headersUsed += newHeaderBytes;
       this.traces += added;
@@ -302,47 +324,85 @@ export class TraceSpillStore {
     }
     this.mSpilledSpans.inc(spanTotal);
     this.updateGauges();
+    return seqs;
   }
+
+  /** When the first span of the trace last `take`n arrived (Infinity when nothing was read). */
+  lastFirstSeenMs = Infinity;
 
   /**
    * Reads back every span spilled for the trace (in spill order) and releases
-   * it from the store. One indexed query; the on-disk delete is batched.
-   * Returns [] for an unknown trace.
+   * it from the store: one primary-key lookup per spill of the trace (usually
+   * one), from its last seq back. The on-disk delete is batched. Returns [] for
+   * an unknown trace.
    */
-  take(traceId: string): Span[] {
+  take(traceId: string, lastSeq?: number): Span[] {
+    this.lastFirstSeenMs = Infinity;
     if (this.pendingDeletes.has(traceId)) return [];
     const tid = Buffer.from(traceId, 'hex');
-    const bodies = this.sdb.read(() => this.st.selBodies.all(tid) as Buffer[]);
+    const bodies: Buffer[] = [];
+    const seqs: number[] = [];
+    this.sdb.read(() => {
+      let seq = lastSeq ?? this.lastSeqOf(tid);
+      while (seq > 0) {
+        const row = this.st.selRow.get(seq) as [Buffer, number, Buffer, number] | undefined;
+        if (row === undefined || !row[0].equals(tid)) break;
+        if (row[3] < this.lastFirstSeenMs) this.lastFirstSeenMs = row[3];
+        bodies.push(row[2]);
+        seqs.push(seq);
+        seq = row[1] < seq ? row[1] : 0;
+      }
+    });
     if (bodies.length === 0) return [];
     const out: Span[] = [];
     let bytes = 0;
-    for (let i = 0; i < bodies.length; i++) {
+    for (let i = bodies.length - 1; i >= 0; i--) {
       bytes += bodies[i].length;
       this.decodeBody(bodies[i], out);
     }
-    this.markDeleted(traceId, bytes);
+    this.markDeleted(traceId, bytes, seqs);
     this.mReadSpans.inc(out.length);
     return out;
   }
 
   /** Forgets a trace without reading it. Returns false when it was not held. */
-  delete(traceId: string): boolean {
+  delete(traceId: string, lastSeq?: number): boolean {
     if (this.pendingDeletes.has(traceId)) return false;
     const tid = Buffer.from(traceId, 'hex');
-    const bytes = this.sdb.read(() => this.st.selTraceBytes.get(tid) as number | undefined);
-    if (bytes === undefined) return false;
-    this.markDeleted(traceId, bytes);
+    const seqs: number[] = [];
+    let bytes = 0;
+    this.sdb.read(() => {
+      let seq = lastSeq ?? this.lastSeqOf(tid);
+      while (seq > 0) {
+        const row = this.st.selMeta.get(seq) as [Buffer, number, number] | undefined;
+        if (row === undefined || !row[0].equals(tid)) break;
+        bytes += row[2];
+        seqs.push(seq);
+        seq = row[1] < seq ? row[1] : 0;
+      }
+    });
+    if (seqs.length === 0) return false;
+    this.markDeleted(traceId, bytes, seqs);
     return true;
+  }
+
+  /** The seq of the trace's last spill, found by a scan (when the caller does not know it). */
+  private lastSeqOf(tid: Buffer): number {
+    return (this.st.selLastSeq.get(tid) as number | null) ?? 0;
   }
 
   /** Trace ids whose decision is due at or before `ms`, earliest first. */
   dueBefore(ms: number, limit: number): string[] {
-    const want = limit + this.pendingDeletes.size;
+    // A trace spilled in several parts has several rows; taken ones are still there until the flush.
+    const want = 2 * limit + this.pendingDeleteRows;
     const rows = this.sdb.read(() => this.st.selDue.all(ms, want) as Buffer[]);
     const out: string[] = [];
+    const seen = new Set<string>();
     for (let i = 0; i < rows.length && out.length < limit; i++) {
       const id = rows[i].toString('hex');
-      if (!this.pendingDeletes.has(id)) out.push(id);
+      if (this.pendingDeletes.has(id) || seen.has(id)) continue;
+      seen.add(id);
+      out.push(id);
     }
     return out;
   }
@@ -351,10 +411,10 @@ export class TraceSpillStore {
   pendingIndex(): PendingTrace[] {
     const out: PendingTrace[] = [];
     this.sdb.read(() => {
-      for (const r of this.st.selIndex.iterate() as Iterable<[Buffer, number, number, number, number]>) {
+      for (const r of this.st.selIndex.iterate() as Iterable<[Buffer, number, number, number, number, number]>) {
         const traceId = r[0].toString('hex');
         if (this.pendingDeletes.has(traceId)) continue;
-        out.push({ traceId, firstSeenMs: r[1], dueMs: r[2], spanCount: r[3], bytes: r[4] });
+        out.push({ traceId, firstSeenMs: r[1], dueMs: r[2], spanCount: r[3], bytes: r[4], lastSeq: r[5] });
       }
     });
     return out;
@@ -368,7 +428,8 @@ export class TraceSpillStore {
     }
     if (this.pendingDeletes.size === 0 || this.sdb.isClosed) return;
     try {
-      this.sdb.write(this.flushTxn);
+      // Not fsynced under sync: full: lost in a power cut, these deletes only make decided traces come back.
+      this.sdb.writeRelaxed(this.flushTxn);
       this.afterDeletesApplied();
     } catch (err) {
       // Deletes stay pending; they are retried with the next spill or flush.
@@ -387,8 +448,9 @@ export class TraceSpillStore {
     }
   }
 
-  private markDeleted(traceId: string, bytes: number): void {
-    this.pendingDeletes.set(traceId, bytes);
+  private markDeleted(traceId: string, bytes: number, seqs: number[]): void {
+    this.pendingDeletes.set(traceId, seqs);
+    this.pendingDeleteRows += seqs.length;
     this.used -= bytes;
     this.traces--;
     this.updateGauges();
@@ -408,16 +470,18 @@ export class TraceSpillStore {
   /** Inside a transaction: deletes rows of traces taken or deleted. */
   private applyDeletes(): void {
     if (this.pendingDeletes.size === 0) return;
-    for (const id of this.pendingDeletes.keys()) {
-      const tid = Buffer.from(id, 'hex');
-      this.st.delSpills.run(tid);
-      this.st.delTrace.run(tid);
+    for (const seqs of this.pendingDeletes.values()) {
+      for (let i = 0; i < seqs.length; i++) {
+        this.st.delSpill.run(seqs[i]);
+        this.st.delBody.run(seqs[i]);
+      }
     }
   }
 
   private afterDeletesApplied(): void {
     if (this.pendingDeletes.size === 0) return;
     this.pendingDeletes.clear();
+    this.pendingDeleteRows = 0;
     if (this.traces === 0) {
       if (this.headerBytes.size > 0) {
         // Nothing references any header: start a new generation (keeps the table from growing forever).

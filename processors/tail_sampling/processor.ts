@@ -694,7 +694,7 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
     const idx = this.spilledIdx!;
     let spans = 0;
     for (const p of store.pendingIndex()) {
-      idx.add(p.traceId, p.firstSeenMs, p.spanCount, false);
+      idx.add(p.traceId, p.spanCount, false, false, p.lastSeq);
       spans += p.spanCount;
     }
     if (idx.size > 0) {
@@ -738,29 +738,32 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
     if (spill === undefined) return false;
     const batch: SpillTrace[] = [];
     const traces: PendingTrace[] = [];
+    const idx = this.spilledIdx!;
     let bytes = 0;
     for (const t of this.store.values()) {
       if (t.done || t.spanCount === 0) continue;
-      batch.push({ traceId: t.id, firstSeenMs: t.firstMs, dueMs: t.bucket * this.tickMs, spans: t.spans });
+      const prevSeq = idx.size > 0 && idx.get(t.id) ? idx.lastSeq : 0;
+      batch.push({ traceId: t.id, firstSeenMs: t.firstMs, dueMs: t.bucket * this.tickMs, spans: t.spans, prevSeq });
       traces.push(t);
       bytes += t.encodedBytes;
       if (bytes >= this.spillBatchBytes) break;
     }
     if (batch.length === 0) return false;
     const t0 = performance.now();
+    let seqs: number[];
     try {
-      spill.spill(batch);
+      seqs = spill.spill(batch);
       this.spillBatchBytes = adapt(this.spillBatchBytes, performance.now() - t0, SPILL_BATCH_MIN, SPILL_BATCH_MAX);
     } catch (err) {
       this.spillFailed(err, now, shuttingDown);
       return false;
     }
     let spans = 0;
-    const idx = this.spilledIdx!;
-    for (const t of traces) {
+    for (let i = 0; i < traces.length; i++) {
+      const t = traces[i];
       this.store.take(t.id);
       t.done = true;
-      idx.add(t.id, t.firstMs, t.spanCount, t.hasRoot, t.dueByRoot);
+      idx.add(t.id, t.spanCount, t.hasRoot, t.dueByRoot, seqs[i]);
       spans += t.spanCount;
       t.spans = [];
     }
@@ -816,13 +819,12 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
    */
   private readBack(mem: PendingTrace): PendingTrace {
     const idx = this.spilledIdx!;
-    const firstMs = Math.min(idx.lastFirstMs, mem.firstMs);
     const onDisk = idx.lastSpans;
     const root = idx.lastRoot;
     let disk: Span[] = [];
     if (this.spill !== undefined) {
       try {
-        disk = this.spill.take(mem.id);
+        disk = this.spill.take(mem.id, idx.lastSeq > 0 ? idx.lastSeq : undefined);
       } catch (err) {
         this.dm!.errors.read.inc();
         if (!this.readErrorLogged) {
@@ -837,7 +839,8 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
     }
     this.dm!.readTraces.inc();
     this.dm!.readSpans.inc(disk.length);
-    const t = new PendingTrace(mem.id, firstMs);
+    // The first-seen time of the disk part is kept in the file (read by take).
+    const t = new PendingTrace(mem.id, disk.length > 0 ? Math.min(this.spill!.lastFirstSeenMs, mem.firstMs) : mem.firstMs);
     for (let i = 0; i < disk.length; i++) addSpanTo(t, disk[i]);
     const ms = mem.spans;
     for (let i = 0; i < ms.length; i++) addSpanTo(t, ms[i]);
@@ -868,7 +871,7 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
       if (ids.length === 0) return;
       for (const id of ids) {
         // Not indexed (should not happen): index it so its spans are read back, not lost.
-        if (!idx.get(id)) idx.add(id, now, 0, false);
+        if (!idx.get(id)) idx.add(id, 0, false);
         this.decide(this.store.get(id) ?? new PendingTrace(id, now), idx.lastByRoot ? 'root_received' : 'decision_wait', now, out);
       }
       const t0 = performance.now();

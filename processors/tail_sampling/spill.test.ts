@@ -338,7 +338,7 @@ describe('tail_sampling disk spill', () => {
     await h.p.consume(makeSpans([{ traceId: 'ef'.repeat(16), spanId: '01'.repeat(8) }, { traceId: 'ef'.repeat(16), spanId: '02'.repeat(8) }]));
     expect(await h.tel.total('otelcol_processor_tail_sampling_sampling_spans_on_disk')).toBe(2);
     const spill = (h.p as unknown as { spill: { sdb: { db: { exec(sql: string): void } } } }).spill;
-    spill.sdb.db.exec("UPDATE spills SET body = x'07'");
+    spill.sdb.db.exec("UPDATE bodies SET body = x'07'");
     clock.advance(30_000);
     await h.p.tick();
     expect(h.sink.spanCount).toBe(0);

@@ -24,6 +24,7 @@ import { silentLogger } from '../../collector/telemetry/logger.js';
 import { withDefaults } from '../../config/defaults.js';
 import { TailSamplingConfigSchema } from './config.js';
 import { TailSamplingProcessor } from './processor.js';
+import type { TraceSpillStore } from '../../storage/spill.js';
 
 function arg(name: string, def: string): string {
   const i = process.argv.indexOf(name);
@@ -136,9 +137,11 @@ async function main(): Promise<void> {
   const onDisk = await m('otelcol_processor_tail_sampling_sampling_spans_on_disk');
   const inMemory = await m('otelcol_processor_tail_sampling_sampling_spans_on_memory');
   const diskBytes = await m('otelcol_processor_tail_sampling_sampling_bytes_on_disk');
-  const spillStore = (p as unknown as { spill: { sdb: { longestWriteMs: number; longestReadMs: number; fileBytes(): number } } }).spill;
+  const spillStore = (p as unknown as { spill: TraceSpillStore }).spill;
   const fileBytes = spillStore.sdb.fileBytes();
   const longestWriteHold = spillStore.sdb.longestWriteMs;
+  const ct = spillStore.sdb.callTimes;
+  const holdCalls = { count: ct.count, p99_ms: +ct.quantile(0.99).toFixed(1), p999_ms: +ct.quantile(0.999).toFixed(1), max_ms: +ct.maxMs.toFixed(1), over_20ms: ct.over(20) };
 
   // Decide everything: read back.
   h.reset();
@@ -177,9 +180,12 @@ async function main(): Promise<void> {
       rss_mib: Math.round(mem.rss / 2 ** 20),
       rss_mib_peak: Math.round(peakRss / 2 ** 20),
       heap_used_mib: Math.round(mem.heapUsed / 2 ** 20),
+      heap_total_mib: Math.round(mem.heapTotal / 2 ** 20),
       external_mib: Math.round(mem.external / 2 ** 20),
+      array_buffers_mib: Math.round(mem.arrayBuffers / 2 ** 20),
       event_loop_max_ms: +holdLoopMaxMs.toFixed(1),
       longest_storage_write_ms: +longestWriteHold.toFixed(1),
+      storage_calls: holdCalls,
     },
     decide: {
       seconds: +decideSecs.toFixed(2),
@@ -189,6 +195,9 @@ async function main(): Promise<void> {
       forwarded_spans: forwarded,
       event_loop_max_ms: +decideLoopMaxMs.toFixed(1),
     },
+    // Every storage call of the run (writes, reads, main-thread checkpoints): each blocked the event loop that long.
+    storage_calls: { count: ct.count, p99_ms: +ct.quantile(0.99).toFixed(1), p999_ms: +ct.quantile(0.999).toFixed(1), max_ms: +ct.maxMs.toFixed(1), over_20ms: ct.over(20) },
+    checkpoints: spillStore.sdb.checkpoints,
     longest_storage_call_ms: +Math.max(spillStore.sdb.longestWriteMs, spillStore.sdb.longestReadMs).toFixed(1),
   };
   await p.shutdown();

@@ -1,7 +1,8 @@
 /**
  * The in-memory index of traces whose spans were spilled to disk: for each,
- * when its first span arrived, how many spans are on disk and whether a root
- * span was among them. The due time lives in the spill file (indexed there,
+ * how many spans are on disk, whether a root span was among them, and the seq
+ * of its last spill (where the spill file finds its rows). The due and
+ * first-seen times live in the spill file (due times indexed there,
  * `TraceSpillStore.dueBefore`), so the ticker asks the file what is due.
  *
  * An open-addressing hash table over typed arrays: 16 bytes of trace id plus
@@ -28,7 +29,7 @@ export class SpillIndex {
   private cap: number;
   private mask: number;
   private ids: Uint8Array;
-  private first: Float64Array;
+  private seq: Float64Array;
   private spans: Int32Array;
   private flags: Uint8Array;
   private used = 0;
@@ -36,8 +37,9 @@ export class SpillIndex {
   private spanSum = 0;
 
   /** Fields of the entry found by the last `remove` / `get`. */
-  lastFirstMs = 0;
   lastSpans = 0;
+  /** Seq of the trace's last spill (0: unknown). */
+  lastSeq = 0;
   lastRoot = false;
   /** The trace's due time came from decision_wait_after_root_received. */
   lastByRoot = false;
@@ -48,7 +50,7 @@ export class SpillIndex {
     this.cap = c;
     this.mask = c - 1;
     this.ids = new Uint8Array(c * 16);
-    this.first = new Float64Array(c);
+    this.seq = new Float64Array(c);
     this.spans = new Int32Array(c);
     this.flags = new Uint8Array(c);
   }
@@ -79,8 +81,8 @@ export class SpillIndex {
     return true;
   }
 
-  /** Adds a trace or merges into its entry (earliest first-seen, spans added, root or-ed). */
-  add(id: string, firstMs: number, spans: number, root: boolean, byRoot = false): void {
+  /** Adds a trace or merges into its entry (spans added, root or-ed, seq replaced when given). */
+  add(id: string, spans: number, root: boolean, byRoot = false, seq = 0): void {
     if ((this.used + this.tombs + 1) * 10 > this.cap * 6) this.rehash(this.used * 10 > this.cap * 3 ? this.cap * 2 : this.cap);
     let s = hash(id) & this.mask;
     let tomb = -1;
@@ -90,11 +92,11 @@ export class SpillIndex {
       if (f === TOMB) {
         if (tomb < 0) tomb = s;
       } else if (this.same(s, id)) {
-        if (firstMs < this.first[s]) this.first[s] = firstMs;
         this.spans[s] += spans;
         this.spanSum += spans;
         if (root) this.flags[s] |= ROOT;
         if (byRoot) this.flags[s] |= BY_ROOT;
+        if (seq > 0) this.seq[s] = seq;
         return;
       }
       s = (s + 1) & this.mask;
@@ -105,7 +107,7 @@ export class SpillIndex {
     }
     const o = s * 16;
     for (let i = 0; i < 16; i++) this.ids[o + i] = (HEXVAL[id.charCodeAt(2 * i) & 127] << 4) | HEXVAL[id.charCodeAt(2 * i + 1) & 127];
-    this.first[s] = firstMs;
+    this.seq[s] = seq;
     this.spans[s] = spans;
     this.flags[s] = USED | (root ? ROOT : 0) | (byRoot ? BY_ROOT : 0);
     this.used++;
@@ -145,8 +147,8 @@ export class SpillIndex {
   }
 
   private load(s: number): void {
-    this.lastFirstMs = this.first[s];
     this.lastSpans = this.spans[s];
+    this.lastSeq = this.seq[s];
     this.lastRoot = (this.flags[s] & ROOT) !== 0;
     this.lastByRoot = (this.flags[s] & BY_ROOT) !== 0;
   }
@@ -172,11 +174,11 @@ export class SpillIndex {
   }
 
   private rehash(newCap: number): void {
-    const { ids, first, spans, flags, cap } = this;
+    const { ids, seq, spans, flags, cap } = this;
     this.cap = newCap;
     this.mask = newCap - 1;
     this.ids = new Uint8Array(newCap * 16);
-    this.first = new Float64Array(newCap);
+    this.seq = new Float64Array(newCap);
     this.spans = new Int32Array(newCap);
     this.flags = new Uint8Array(newCap);
     this.tombs = 0;
@@ -185,7 +187,7 @@ export class SpillIndex {
       let t = hashBytes(ids, s * 16) & this.mask;
       while (this.flags[t] !== EMPTY) t = (t + 1) & this.mask;
       this.ids.set(ids.subarray(s * 16, s * 16 + 16), t * 16);
-      this.first[t] = first[s];
+      this.seq[t] = seq[s];
       this.spans[t] = spans[s];
       this.flags[t] = flags[s];
     }
