@@ -11,7 +11,6 @@
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import { createHash } from 'node:crypto';
 import { parseDocument, LineCounter, isAlias, isMap, isScalar, isSeq, type Document, type Node } from 'yaml';
 import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
@@ -298,13 +297,14 @@ function precompiledValidator(schema: object): ValidateFunction | undefined {
   const file = precompiled[schemaHash(schema)];
   if (file === undefined || precompiledDir === undefined) return undefined;
   try {
-    const resolved = fileURLToPath(new URL(file, precompiledDir));
-    const mod = requireHere(resolved) as { default?: ValidateFunction } & ValidateFunction;
-    // Not kept in the module cache: the generated code is large (the tail_sampling
-    // validator alone is 0.7 MB of source, which V8 keeps in the heap while the
-    // function lives), and it is only needed while a config file is loaded.
-    delete requireHere.cache[resolved];
-    return (mod.default ?? mod) as ValidateFunction;
+    // Evaluated as a CommonJS module body, but outside the module cache: the
+    // generated code is large (the tail_sampling validator alone is 0.7 MB of
+    // source, which V8 keeps in the heap while the function lives), and it is
+    // only needed while a config file is loaded.
+    const text = readFileSync(new URL(file, precompiledDir), 'utf8');
+    const mod = { exports: {} as { default?: ValidateFunction } & ValidateFunction };
+    new Function('module', 'exports', 'require', text)(mod, mod.exports, requireHere);
+    return (mod.exports.default ?? mod.exports) as ValidateFunction;
   } catch {
     return undefined;
   }

@@ -515,7 +515,7 @@ function serviceOf(attrs: AttrList): string {
 
 type CounterChild = ReturnType<Counter['labels']>;
 
-/** Counts in plain numbers on the hot path; adds them to prom-client once per batch. */
+/** Counts in plain numbers on the hot path; adds them to the metrics registry once per batch. */
 class BatchedRuleMetrics implements RuleMetrics {
   private nChanged = 0;
   private readonly red = new Map<string, { child: CounterChild; n: number }>();

@@ -225,7 +225,7 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
   private decConsistent = false;
   private decSub: string | undefined = undefined;
 
-  // Aggregated per-policy counts, flushed to prom-client once per tick: [policy][decision] traces and spans.
+  // Aggregated per-policy counts, flushed to the metrics registry once per tick: [policy][decision] traces and spans.
   private policyTraces: Float64Array;
   private policySpans: Float64Array;
   private policyTraceChildren: Array<ReturnType<Counter['labels']> | undefined>;
