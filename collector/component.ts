@@ -54,6 +54,13 @@ interface FactoryBase<S extends TSchema> {
    * processor or exporter chain is rebuilt and the old one drains).
    */
   readonly liveSettings?: readonly string[];
+  /**
+   * Loads the implementation that create() needs (a dynamic import; see
+   * `lazyModule`), so a config that does not use this type never loads its code
+   * or its dependencies. The service awaits it before create(); code that calls
+   * create() directly awaits it first. Safe to call more than once.
+   */
+  load?(): Promise<void>;
 }
 
 export interface ReceiverFactory<S extends TSchema = TSchema> extends FactoryBase<S> {
@@ -72,3 +79,30 @@ export interface ExporterFactory<S extends TSchema = TSchema> extends FactoryBas
 }
 
 export type AnyFactory = ReceiverFactory | ProcessorFactory | ExporterFactory;
+
+/**
+ * The implementation module of a factory, imported on `load()` and handed out
+ * by `get()` in create(). The bundle puts each dynamically imported module in
+ * its own chunk, so an unused component type costs neither start-up time nor
+ * memory (collector/bundle.ts).
+ */
+export function lazyModule<M>(type: string, importer: () => Promise<M>): { load(): Promise<void>; get(): M } {
+  let mod: M | undefined;
+  let loading: Promise<void> | undefined;
+  return {
+    load: () =>
+      (loading ??= importer().then(
+        (m) => {
+          mod = m;
+        },
+        (err: unknown) => {
+          loading = undefined; // let a later load try again
+          throw err;
+        },
+      )),
+    get: () => {
+      if (mod === undefined) throw new Error(`component type "${type}": create() called before load()`);
+      return mod;
+    },
+  };
+}

@@ -60,6 +60,20 @@ export class SwitchConsumer implements TracesConsumer {
   }
 }
 
+/**
+ * Loads, in parallel, the implementations of every component type the pipeline
+ * uses (factories import them lazily; see `lazyModule`). Types the config does
+ * not use are never loaded.
+ */
+export async function loadImplementations(config: ServiceConfig): Promise<void> {
+  const p = config.service.pipelines.traces;
+  const used = new Set<{ load?(): Promise<void> }>();
+  for (const id of p.receivers) used.add(config.receivers.get(id)!.factory);
+  for (const id of p.processors) used.add(config.processors.get(id)!.factory);
+  for (const id of p.exporters) used.add(config.exporters.get(id)!.factory);
+  await Promise.all([...used].map((f) => f.load?.()));
+}
+
 function keyOf(type: string, config: unknown): string {
   return type + ':' + JSON.stringify(config);
 }
@@ -107,6 +121,7 @@ export class Service {
     const p = config.service.pipelines.traces;
     const chain: Chain = { processors: [], exporters: [], entry: this.head };
     try {
+      await loadImplementations(config);
       const exporterConsumers: TracesConsumer[] = [];
       for (const id of p.exporters) {
         const e = config.exporters.get(id)!;
@@ -134,6 +149,7 @@ export class Service {
 
   private async startReceiver(config: ServiceConfig, id: string): Promise<Built> {
     const e = config.receivers.get(id)!;
+    await e.factory.load?.();
     const c = e.factory.create(this.settings(id), e.config as never, this.head);
     const b = { id, key: keyOf(e.type, e.config), component: c };
     await c.start();

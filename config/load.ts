@@ -11,7 +11,6 @@
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import { createHash } from 'node:crypto';
 import { parseDocument, LineCounter, isAlias, isMap, isScalar, isSeq, type Document, type Node } from 'yaml';
 import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
@@ -298,23 +297,36 @@ function precompiledValidator(schema: object): ValidateFunction | undefined {
   const file = precompiled[schemaHash(schema)];
   if (file === undefined || precompiledDir === undefined) return undefined;
   try {
-    const mod = requireHere(fileURLToPath(new URL(file, precompiledDir))) as { default?: ValidateFunction } & ValidateFunction;
-    return (mod.default ?? mod) as ValidateFunction;
+    // Evaluated as a CommonJS module body, but outside the module cache: the
+    // generated code is large (the tail_sampling validator alone is 0.7 MB of
+    // source, which V8 keeps in the heap while the function lives), and it is
+    // only needed while a config file is loaded.
+    const text = readFileSync(new URL(file, precompiledDir), 'utf8');
+    const mod = { exports: {} as { default?: ValidateFunction } & ValidateFunction };
+    new Function('module', 'exports', 'require', text)(mod, mod.exports, requireHere);
+    return (mod.exports.default ?? mod.exports) as ValidateFunction;
   } catch {
     return undefined;
   }
 }
 
-function validatorFor(schema: TSchema): ValidateFunction {
-  let v = validators.get(schema);
+/**
+ * The validator of a schema. A precompiled one is cached only in `perLoad` (one
+ * config load), so it is released once the config is loaded; a reload requires
+ * it again in a few milliseconds. A validator compiled with Ajv (no precompiled
+ * code for this schema) is kept for the process: compiling costs far more.
+ */
+function validatorFor(schema: TSchema, perLoad: Map<TSchema, ValidateFunction>): ValidateFunction {
+  let v = perLoad.get(schema) ?? validators.get(schema);
   if (!v) {
     v = precompiledValidator(schema);
-    if (!v) {
+    if (v) perLoad.set(schema, v);
+    else {
       // Loaded only when a schema was not precompiled: importing Ajv costs ~30 ms of start-up.
       ajvInstance ??= new (requireHere('ajv') as { Ajv: new (o: typeof AJV_OPTIONS) => Ajv }).Ajv(AJV_OPTIONS);
       v = ajvInstance.compile(schema);
+      validators.set(schema, v);
     }
-    validators.set(schema, v);
   }
   return v;
 }
@@ -378,6 +390,8 @@ class Loader {
   private doc!: Document.Parsed;
   /** Path of the data being validated by Ajv (its errors are relative to it). */
   private prefix: Seg[] = [];
+  /** Precompiled validators used by this load (released with the loader). */
+  private readonly validators = new Map<TSchema, ValidateFunction>();
 
   constructor(
     private readonly text: string,
@@ -620,7 +634,7 @@ class Loader {
 
   /** Validates `data` in place (defaults, coercion); reports errors under `prefix`. */
   private validate(schema: TSchema, data: unknown, prefix: Seg[]): boolean {
-    const v = validatorFor(schema);
+    const v = validatorFor(schema, this.validators);
     if (v(data)) return true;
     this.prefix = prefix;
     for (const p of this.convertErrors(v.errors ?? [], data)) this.report([...prefix, ...p.path], p.message, p.at);

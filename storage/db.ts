@@ -22,8 +22,9 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { RetryableError } from '../collector/errors.js';
 import type { Telemetry, Counter, Histogram } from '../collector/telemetry/metrics.js';
@@ -470,8 +471,12 @@ function workerCheckpoints(opts: OpenOptions): boolean {
   return (opts.checkpoint ?? 'worker') === 'worker' && checkpointWorkerAvailable();
 }
 
+/** better-sqlite3 is loaded when the first store opens: a config without disk storage never loads it. */
+let sqlite: typeof Database | undefined;
+
 function openAndPrepare(file: string, opts: OpenOptions, schema: StoreSchema): Database.Database {
-  const db = new Database(file);
+  sqlite ??= createRequire(import.meta.url)('better-sqlite3') as typeof Database;
+  const db = new sqlite(file);
   try {
     const pageSize = opts.pageSize ?? 16384;
     // page_size only takes effect on an empty file (before WAL is set).

@@ -10,9 +10,15 @@
  * OTLP/JSON specifics handled here: trace and span ids are hex (other bytes
  * are base64), enums are integers, 64-bit integers may be strings or numbers,
  * field names are lowerCamelCase (snake_case is accepted too).
+ *
+ * protobufjs is loaded on the first conversion, not at start: a collector whose
+ * clients and exporters speak protobuf never pays for it (memory, and ~20 ms
+ * of start-up); the first OTLP/JSON request or file export pays the ~20 ms
+ * once.
  */
-import protobuf from 'protobufjs';
-import { WireError } from './wire.js';
+import { createRequire } from 'node:module';
+import type protobuf from 'protobufjs';
+import { WireError, WireWriter, WIRE_VARINT } from './wire.js';
 
 const F = (id: number, type: string, rule?: 'repeated') => (rule ? { id, type, rule } : { id, type });
 
@@ -100,10 +106,28 @@ const descriptor = {
   },
 };
 
-const root = protobuf.Root.fromJSON(descriptor);
-export const ExportTraceServiceRequest = root.lookupType('otlp.ExportTraceServiceRequest');
-export const ExportTraceServiceResponse = root.lookupType('otlp.ExportTraceServiceResponse');
-export const RpcStatus = root.lookupType('otlp.RpcStatus');
+let root: protobuf.Root | undefined;
+
+/** The reflected message type, building the schema (and loading protobufjs) on first use. */
+function messageType(name: string): protobuf.Type {
+  root ??= (createRequire(import.meta.url)('protobufjs') as typeof protobuf).Root.fromJSON(descriptor);
+  return root.lookupType(`otlp.${name}`);
+}
+
+/** A message type whose schema is built only when one of its methods is first called. */
+function lazyType(name: string): protobuf.Type {
+  return new Proxy({} as protobuf.Type, {
+    get(_, prop) {
+      const t = messageType(name);
+      const v = (t as unknown as Record<string | symbol, unknown>)[prop];
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
+    },
+  });
+}
+
+export const ExportTraceServiceRequest = lazyType('ExportTraceServiceRequest');
+export const ExportTraceServiceResponse = lazyType('ExportTraceServiceResponse');
+export const RpcStatus = lazyType('RpcStatus');
 
 const ID_FIELDS = new Set(['traceId', 'spanId', 'parentSpanId', 'trace_id', 'span_id', 'parent_span_id']);
 
@@ -171,5 +195,12 @@ export function protobufToJson(bytes: Uint8Array): string {
 
 /** Encodes a google.rpc.Status (for HTTP error bodies). */
 export function encodeRpcStatus(code: number, message: string): Uint8Array {
-  return RpcStatus.encode(RpcStatus.create({ code, message })).finish();
+  const w = new WireWriter(16 + message.length * 3);
+  if (code !== 0) {
+    w.tag(1, WIRE_VARINT);
+    if (code < 0) w.int64(BigInt(code)); // int32: negative values take ten bytes
+    else w.uint32(code);
+  }
+  if (message !== '') w.stringField(2, message);
+  return w.finish();
 }

@@ -77,3 +77,18 @@ describe('span model', () => {
     expect(decoded.resourceSpans?.[0].scopeSpans?.[0].spans?.[0].spanId).toBe('b7ad6b7169203331');
   });
 });
+
+describe('google.rpc.Status encoding', () => {
+  it('decodes with the reflected schema to the same code and message', async () => {
+    const { encodeRpcStatus, RpcStatus } = await import('./otlp-json.js');
+    for (const [code, message] of [
+      [3, 'malformed ExportTraceServiceRequest: truncated'],
+      [8, 'décompressé: ünïcode'],
+      [0, ''],
+      [-1, 'negative'],
+    ] as const) {
+      const decoded = RpcStatus.toObject(RpcStatus.decode(encodeRpcStatus(code, message)), { defaults: true }) as { code: number; message: string };
+      expect(decoded).toEqual({ code, message });
+    }
+  });
+});

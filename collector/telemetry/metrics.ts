@@ -1,16 +1,14 @@
 /**
- * Self-telemetry: one prom-client registry per collector process. Components
+ * Self-telemetry: one Prometheus registry per collector process (`prom.ts`). Components
  * declare their metrics at creation (never per item) and keep bound label
  * children so the hot path is a property increment.
  *
  * Names follow the Collector's where one exists (otelcol_receiver_accepted_spans,
- * ...); prom-client adds nothing, so counters are declared with their `_total`.
+ * ...); the registry adds no suffix, so counters are declared with their `_total`.
  */
-import client from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, registerProcessMetrics, type ValueChild } from './prom.js';
 
-export type Counter = client.Counter<string>;
-export type Gauge = client.Gauge<string>;
-export type Histogram = client.Histogram<string>;
+export { Counter, Gauge, Histogram };
 
 /** Every way a span can leave the collector without being exported. */
 export type DropReason =
@@ -31,12 +29,13 @@ export type DropReason =
   | 'storage_error'; // spilled spans that could not be read back from disk (unreadable or damaged rows)
 
 export class Telemetry {
-  readonly registry: client.Registry;
+  readonly registry: Registry;
   private readonly dropped: Counter;
-  private readonly dropChildren = new Map<string, client.Counter.Internal>();
+  private readonly dropChildren = new Map<string, ValueChild>();
+  private stopProcessMetrics: (() => void) | undefined;
 
   constructor() {
-    this.registry = new client.Registry();
+    this.registry = new Registry();
     this.dropped = this.counter(
       'sidecar_spans_dropped_total',
       'Spans that were accepted but will not be exported, by component and reason.',
@@ -47,19 +46,19 @@ export class Telemetry {
   counter(name: string, help: string, labelNames: string[] = []): Counter {
     const existing = this.registry.getSingleMetric(name);
     if (existing) return existing as Counter;
-    return new client.Counter({ name, help, labelNames, registers: [this.registry] });
+    return new Counter({ name, help, labelNames, registers: [this.registry] });
   }
 
   gauge(name: string, help: string, labelNames: string[] = [], collect?: (this: Gauge) => void): Gauge {
     const existing = this.registry.getSingleMetric(name);
     if (existing) return existing as Gauge;
-    return new client.Gauge({ name, help, labelNames, registers: [this.registry], collect });
+    return new Gauge({ name, help, labelNames, registers: [this.registry], collect });
   }
 
   histogram(name: string, help: string, labelNames: string[], buckets: number[]): Histogram {
     const existing = this.registry.getSingleMetric(name);
     if (existing) return existing as Histogram;
-    return new client.Histogram({ name, help, labelNames, buckets, registers: [this.registry] });
+    return new Histogram({ name, help, labelNames, buckets, registers: [this.registry] });
   }
 
   /** Counts spans that will not be exported. Every drop in the collector goes through here. */
@@ -85,8 +84,9 @@ export class Telemetry {
     return out;
   }
 
+  /** CPU, memory, heap and event-loop delay of this process (once per process: it starts a monitor). */
   enableProcessMetrics(): void {
-    client.collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 20 });
+    this.stopProcessMetrics ??= registerProcessMetrics(this.registry);
   }
 
   async metricsText(): Promise<string> {

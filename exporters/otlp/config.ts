@@ -16,3 +16,15 @@ export const OtlpExporterConfigSchema = Type.Object(
 );
 
 export type OtlpExporterConfig = Static<typeof OtlpExporterConfigSchema>;
+
+export interface ParsedEndpoint {
+  address: string;
+  /** Plaintext forced by an http:// prefix, TLS forced by https://, else undefined. */
+  insecure: boolean | undefined;
+}
+
+export function parseGrpcEndpoint(endpoint: string): ParsedEndpoint {
+  if (endpoint.startsWith('http://')) return { address: endpoint.slice(7).replace(/\/+$/, ''), insecure: true };
+  if (endpoint.startsWith('https://')) return { address: endpoint.slice(8).replace(/\/+$/, ''), insecure: false };
+  return { address: endpoint, insecure: undefined };
+}

@@ -1,22 +1,9 @@
-/** Factory of the `otlp` exporter (OTLP/gRPC). */
-import type { ExporterFactory } from '../../collector/component.js';
-import { QueuedExporter, type HelperOptions } from '../exporterhelper/exporter.js';
+/** Factory of the `otlp` exporter (OTLP/gRPC). grpc-js is loaded only when a config uses it. */
+import { lazyModule, type ExporterFactory } from '../../collector/component.js';
 import { validateHelperConfig } from '../exporterhelper/config.js';
-import { OtlpExporterConfigSchema, type OtlpExporterConfig } from './config.js';
-import { GrpcSender, parseGrpcEndpoint } from './sender.js';
+import { OtlpExporterConfigSchema, parseGrpcEndpoint } from './config.js';
 
-export function createOtlpExporter(
-  settings: Parameters<ExporterFactory['create']>[0],
-  config: OtlpExporterConfig,
-  options: HelperOptions = {},
-): QueuedExporter {
-  const sender = new GrpcSender(config);
-  return new QueuedExporter(settings, config, sender.send, {
-    ...options,
-    onStart: () => sender.start(),
-    onShutdown: async () => sender.close(),
-  });
-}
+const impl = lazyModule('otlp', () => import('./exporter.js'));
 
 export const otlpExporterFactory: ExporterFactory<typeof OtlpExporterConfigSchema> = {
   type: 'otlp',
@@ -30,7 +17,8 @@ export const otlpExporterFactory: ExporterFactory<typeof OtlpExporterConfigSchem
     }
     return problems;
   },
+  load: impl.load,
   create(settings, config) {
-    return createOtlpExporter(settings, config);
+    return impl.get().createOtlpExporter(settings, config);
   },
 };

@@ -10,7 +10,7 @@ import { HeaderSource } from '../exporterhelper/headers.js';
 import { loadTlsFiles } from '../exporterhelper/tls.js';
 import { parseExportResponse, parseRpcStatus } from '../exporterhelper/otlpwire.js';
 import { CollectorError, PermanentError, RetryableError } from '../../collector/errors.js';
-import type { OtlpExporterConfig } from './config.js';
+import { parseGrpcEndpoint, type OtlpExporterConfig, type ParsedEndpoint } from './config.js';
 
 export const TRACE_EXPORT_PATH = '/opentelemetry.proto.collector.trace.v1.TraceService/Export';
 
@@ -37,18 +37,6 @@ export function grpcError(err: grpc.ServiceError): CollectorError {
   if (RETRYABLE.has(code)) return new RetryableError(msg, retryDelayMs);
   if (code === grpc.status.RESOURCE_EXHAUSTED && retryDelayMs !== undefined) return new RetryableError(msg, retryDelayMs);
   return new PermanentError(msg);
-}
-
-export interface ParsedEndpoint {
-  address: string;
-  /** Plaintext forced by an http:// prefix, TLS forced by https://, else undefined. */
-  insecure: boolean | undefined;
-}
-
-export function parseGrpcEndpoint(endpoint: string): ParsedEndpoint {
-  if (endpoint.startsWith('http://')) return { address: endpoint.slice(7).replace(/\/+$/, ''), insecure: true };
-  if (endpoint.startsWith('https://')) return { address: endpoint.slice(8).replace(/\/+$/, ''), insecure: false };
-  return { address: endpoint, insecure: undefined };
 }
 
 export class GrpcSender {

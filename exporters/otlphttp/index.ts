@@ -1,18 +1,9 @@
-/** Factory of the `otlphttp` exporter (OTLP/HTTP, protobuf or JSON). */
-import type { ExporterFactory, CreateSettings } from '../../collector/component.js';
-import { QueuedExporter, type HelperOptions } from '../exporterhelper/exporter.js';
+/** Factory of the `otlphttp` exporter (OTLP/HTTP, protobuf or JSON); the sender is loaded only when a config uses it. */
+import { lazyModule, type ExporterFactory } from '../../collector/component.js';
 import { validateHelperConfig } from '../exporterhelper/config.js';
-import { OtlpHttpExporterConfigSchema, tracesUrl, type OtlpHttpExporterConfig } from './config.js';
-import { HttpSender } from './sender.js';
+import { OtlpHttpExporterConfigSchema, tracesUrl } from './config.js';
 
-export function createOtlpHttpExporter(settings: CreateSettings, config: OtlpHttpExporterConfig, options: HelperOptions = {}): QueuedExporter {
-  const sender = new HttpSender(config, settings.clock);
-  return new QueuedExporter(settings, config, sender.send, {
-    ...options,
-    onStart: () => sender.start(),
-    onShutdown: async () => sender.close(),
-  });
-}
+const impl = lazyModule('otlphttp', () => import('./exporter.js'));
 
 export const otlpHttpExporterFactory: ExporterFactory<typeof OtlpHttpExporterConfigSchema> = {
   type: 'otlphttp',
@@ -29,7 +20,8 @@ export const otlpHttpExporterFactory: ExporterFactory<typeof OtlpHttpExporterCon
     }
     return problems;
   },
+  load: impl.load,
   create(settings, config) {
-    return createOtlpHttpExporter(settings, config);
+    return impl.get().createOtlpHttpExporter(settings, config);
   },
 };

@@ -1,6 +1,8 @@
 import { describe, it, expect, beforeEach } from 'vitest';
 import { pino, type Logger } from 'pino';
-import { BatchProcessor, batchOptions, batchProcessorFactory, ManualTimers } from './index.js';
+import { batchOptions, batchProcessorFactory } from './index.js';
+import { BatchProcessor } from './batcher.js';
+import { ManualTimers } from './timers.js';
 import { BatchConfigSchema, validateBatchConfig } from './config.js';
 import { withDefaults } from '../../config/defaults.js';
 import { FakeClock, SinkConsumer } from '../../collector/consumertest.js';
@@ -15,6 +17,9 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { Value } from '@sinclair/typebox/value';
 import { decodeRequest, makeSpans, spanIdHex, traceIdHex } from '../../test/otlp.js';
+
+// The factory imports its implementation lazily (collector/component.ts lazyModule).
+await batchProcessorFactory.load!();
 
 /** A downstream whose every call waits until the test settles it. */
 class DeferredConsumer implements TracesConsumer {

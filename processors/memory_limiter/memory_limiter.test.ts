@@ -3,19 +3,8 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import {
-  MemoryLimiter,
-  MEMORY_HARD,
-  MEMORY_OK,
-  MEMORY_SOFT,
-  heapSizeForLimit,
-  memoryLimiterOptions,
-  memoryLimiterProcessorFactory,
-  parseCgroupMemoryValue,
-  readCgroupMemoryLimit,
-  resolveMemoryLimits,
-  memoryTotal,
-} from './index.js';
+import { memoryLimiterOptions, memoryLimiterProcessorFactory, parseCgroupMemoryValue, readCgroupMemoryLimit, resolveMemoryLimits, memoryTotal, heapSizeForLimit } from './index.js';
+import { MemoryLimiter, MEMORY_HARD, MEMORY_OK, MEMORY_SOFT } from './limiter.js';
 import { MemoryLimiterConfigSchema, validateMemoryLimiterConfig } from './config.js';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
@@ -26,6 +15,9 @@ import { silentLogger } from '../../collector/telemetry/logger.js';
 import { CollectorError, MemoryLimitError, RetryableError } from '../../collector/errors.js';
 import { processorFactories } from '../../collector/components.js';
 import { makeSpans, spanIdHex, traceIdHex } from '../../test/otlp.js';
+
+// The factory imports its implementation lazily (collector/component.ts lazyModule).
+await memoryLimiterProcessorFactory.load!();
 
 const MIB = 1024 * 1024;
 const testdata = path.join(path.dirname(fileURLToPath(import.meta.url)), 'testdata');

@@ -5,7 +5,7 @@
  * own rules.
  */
 import { withDefaults } from '../../config/defaults.js';
-import { Rule, type RuleConfig } from './config.js';
+import { Rule, type NormalizeConfig, type RuleConfig } from './config.js';
 
 /** Keys whose whole value is a credential. */
 export const SECRET_KEY_PATTERN =
@@ -46,4 +46,12 @@ export const RECOMMENDED_RULES: readonly RuleConfig[] = [
 /** The preset rules with every default filled in. */
 export function recommendedRules(): RuleConfig[] {
   return RECOMMENDED_RULES.map((r) => withDefaults(Rule, r));
+}
+
+/** The full ordered rule list: preset rules, then the user's. */
+export function effectiveRules(config: NormalizeConfig): Array<{ rule: RuleConfig; label: string }> {
+  const out: Array<{ rule: RuleConfig; label: string }> = [];
+  if (config.preset === 'recommended') for (const r of recommendedRules()) out.push({ rule: r, label: r.name ?? 'preset' });
+  config.rules.forEach((r, i) => out.push({ rule: r, label: r.name ?? String(i) }));
+  return out;
 }

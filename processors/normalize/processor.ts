@@ -18,7 +18,7 @@ import type { Counter } from '../../collector/telemetry/metrics.js';
 import { AttrList, SpanEdit, editResourceHeader, type KeyValue } from './edit.js';
 import { ALWAYS, NEVER, compileRule, type ApplyContext, type CompileDeps, type CompiledRule, type RuleMetrics } from './rules.js';
 import type { NormalizeConfig, RuleConfig } from './config.js';
-import { recommendedRules } from './preset.js';
+import { effectiveRules } from './preset.js';
 
 const TAG_NAME = (5 << 3) | WIRE_LEN;
 const TAG_ATTR = (9 << 3) | WIRE_LEN;
@@ -68,14 +68,6 @@ export interface NormalizeDeps {
   /** Environment for enrich_from_env (default process.env). */
   env?: Readonly<Record<string, string | undefined>>;
   readFile?: (path: string) => Buffer;
-}
-
-/** The full ordered rule list: preset rules, then the user's. */
-export function effectiveRules(config: NormalizeConfig): Array<{ rule: RuleConfig; label: string }> {
-  const out: Array<{ rule: RuleConfig; label: string }> = [];
-  if (config.preset === 'recommended') for (const r of recommendedRules()) out.push({ rule: r, label: r.name ?? 'preset' });
-  config.rules.forEach((r, i) => out.push({ rule: r, label: r.name ?? String(i) }));
-  return out;
 }
 
 export class NormalizeProcessor implements Component, TracesConsumer {
@@ -523,7 +515,7 @@ function serviceOf(attrs: AttrList): string {
 
 type CounterChild = ReturnType<Counter['labels']>;
 
-/** Counts in plain numbers on the hot path; adds them to prom-client once per batch. */
+/** Counts in plain numbers on the hot path; adds them to the metrics registry once per batch. */
 class BatchedRuleMetrics implements RuleMetrics {
   private nChanged = 0;
   private readonly red = new Map<string, { child: CounterChild; n: number }>();

@@ -456,3 +456,6 @@ function validatePolicy(p: AnyPolicyConfig, path: Path, problems: ConfigProblem[
       break;
   }
 }
+
+/** Settings of tail_sampling that a config reload applies live (the buffer is kept). */
+export const TAIL_SAMPLING_LIVE_SETTINGS = ['policies', 'sample_on_first_match', 'dry_run'] as const;

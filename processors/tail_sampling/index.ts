@@ -1,11 +1,10 @@
 /** Factory for the `tail_sampling` processor. */
-import type { ProcessorFactory } from '../../collector/component.js';
-import { TailSamplingConfigSchema, validateTailSamplingConfig } from './config.js';
-import { TailSamplingProcessor, TAIL_SAMPLING_LIVE_SETTINGS } from './processor.js';
+import { lazyModule, type ProcessorFactory } from '../../collector/component.js';
+import { TailSamplingConfigSchema, validateTailSamplingConfig, TAIL_SAMPLING_LIVE_SETTINGS } from './config.js';
 
-export { TailSamplingProcessor, type DecisionRecord, type TailSamplingDeps } from './processor.js';
 export { TailSamplingConfigSchema, validateTailSamplingConfig, type TailSamplingConfig } from './config.js';
-export { MemoryTraceStore, PendingTrace, type TraceStore, SPAN_OVERHEAD_BYTES, TRACE_OVERHEAD_BYTES } from './store.js';
+
+const impl = lazyModule('tail_sampling', () => import('./processor.js'));
 
 export const tailSamplingProcessorFactory: ProcessorFactory<typeof TailSamplingConfigSchema> = {
   type: 'tail_sampling',
@@ -13,7 +12,8 @@ export const tailSamplingProcessorFactory: ProcessorFactory<typeof TailSamplingC
   configSchema: TailSamplingConfigSchema,
   validate: validateTailSamplingConfig,
   liveSettings: TAIL_SAMPLING_LIVE_SETTINGS,
+  load: impl.load,
   create(settings, config, next) {
-    return new TailSamplingProcessor(settings, config, next);
+    return new (impl.get().TailSamplingProcessor)(settings, config, next);
   },
 };

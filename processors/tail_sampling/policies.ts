@@ -7,7 +7,7 @@
  * probability for probabilistic / dynamic, NaN when unknown, e.g. rate
  * limits) and whether that randomness is the OTEP 235 R value.
  */
-import { LRUCache } from 'lru-cache';
+import { BoundedLru } from './lru.js';
 import type { ResourceRef, Span } from '../../collector/pdata/spans.js';
 import { spanName, spanTraceState } from '../../collector/pdata/attributes.js';
 import { parseDuration } from '../../config/duration.js';
@@ -129,7 +129,7 @@ class StringAttribute extends AttributeFilter {
     super(new AttrKey(key), invert);
     if (regex) {
       const res = values.map(compileGoRegex);
-      const cache = new LRUCache<string, boolean>({ max: cacheSize > 0 ? cacheSize : 128 });
+      const cache = new BoundedLru<string, boolean>(cacheSize > 0 ? cacheSize : 128);
       this.test = (v) => {
         const hit = cache.get(v);
         if (hit !== undefined) return hit;

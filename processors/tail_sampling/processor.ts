@@ -9,7 +9,7 @@
  * appends it to the earlier bucket: the stale entry is skipped because
  * `trace.bucket` no longer names that bucket. No timer per trace.
  */
-import { LRUCache } from 'lru-cache';
+import { BoundedLru } from './lru.js';
 import type { Component, CreateSettings } from '../../collector/component.js';
 import type { TracesConsumer } from '../../collector/consumer.js';
 import { CollectorError, RetryableError } from '../../collector/errors.js';
@@ -21,7 +21,7 @@ import { encodeTraceStateField, foundTraceState, scanForStamp, writeStamped } fr
 import { AttrKey, findSpanAttr } from './attrs.js';
 import type { Counter, Histogram, Gauge, DropReason } from '../../collector/telemetry/metrics.js';
 import { parseDuration } from '../../config/duration.js';
-import type { TailSamplingConfig } from './config.js';
+import { TAIL_SAMPLING_LIVE_SETTINGS, type TailSamplingConfig } from './config.js';
 import {
   compilePolicy,
   DECISION_NAMES,
@@ -187,8 +187,8 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
   private firstMatch: boolean;
   private dryRun: boolean;
   private readonly dropPendingOnShutdown: boolean;
-  private readonly sampledCache: LRUCache<string, DecisionRecord> | undefined;
-  private readonly notSampledCache: LRUCache<string, DecisionRecord> | undefined;
+  private readonly sampledCache: BoundedLru<string, DecisionRecord> | undefined;
+  private readonly notSampledCache: BoundedLru<string, DecisionRecord> | undefined;
 
   private readonly refuseWhenFull: boolean;
   /** refuse mode: memory (and disk) are full; consume refuses until a tick or decision makes room. */
@@ -253,7 +253,7 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
   private decConsistent = false;
   private decSub: string | undefined = undefined;
 
-  // Aggregated per-policy counts, flushed to prom-client once per tick: [policy][decision] traces and spans.
+  // Aggregated per-policy counts, flushed to the metrics registry once per tick: [policy][decision] traces and spans.
   private policyTraces: Float64Array;
   private policySpans: Float64Array;
   private policyTraceChildren: Array<ReturnType<Counter['labels']> | undefined>;
@@ -308,8 +308,8 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
     }
     const sc = cfg.decision_cache.sampled_cache_size;
     const nc = cfg.decision_cache.non_sampled_cache_size;
-    this.sampledCache = sc > 0 ? new LRUCache({ max: sc }) : undefined;
-    this.notSampledCache = nc > 0 ? new LRUCache({ max: nc }) : undefined;
+    this.sampledCache = sc > 0 ? new BoundedLru(sc) : undefined;
+    this.notSampledCache = nc > 0 ? new BoundedLru(nc) : undefined;
 
     this.cfg = cfg;
     this.policies = [];
@@ -1263,9 +1263,6 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
     }
   }
 }
-
-/** Settings of tail_sampling that a config reload applies live (the buffer is kept). */
-export const TAIL_SAMPLING_LIVE_SETTINGS = ['policies', 'sample_on_first_match', 'dry_run'] as const;
 
 function sansLive(cfg: TailSamplingConfig): string {
   const rest: Record<string, unknown> = { ...cfg };
