@@ -323,7 +323,12 @@ function validatorFor(schema: TSchema, perLoad: Map<TSchema, ValidateFunction>):
     if (v) perLoad.set(schema, v);
     else {
       // Loaded only when a schema was not precompiled: importing Ajv costs ~30 ms of start-up.
-      ajvInstance ??= new (requireHere('ajv') as { Ajv: new (o: typeof AJV_OPTIONS) => Ajv }).Ajv(AJV_OPTIONS);
+      if (ajvInstance === undefined) {
+        // Two steps on purpose: tsc drops the parentheses of `new (require(...) as T).Ajv(...)`,
+        // which then calls the class without `new`.
+        const AjvClass = (requireHere('ajv') as { Ajv: new (o: typeof AJV_OPTIONS) => Ajv }).Ajv;
+        ajvInstance = new AjvClass(AJV_OPTIONS);
+      }
       v = ajvInstance.compile(schema);
       validators.set(schema, v);
     }
