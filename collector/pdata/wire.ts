@@ -234,6 +234,9 @@ export function closeLen(buf: Uint8Array, mark: number, end: number): number {
   return mark + lenSize + payload;
 }
 
+const f64 = new Float64Array(1);
+const f64b = new Uint8Array(f64.buffer);
+
 /** Growable writer. Callers that know sizes up front pass an exact capacity. */
 export class WireWriter {
   buf: Uint8Array;
@@ -304,15 +307,31 @@ export class WireWriter {
 
   double(v: number): void {
     this.ensure(8);
-    new DataView(this.buf.buffer, this.buf.byteOffset + this.pos, 8).setFloat64(0, v, true);
-    this.pos += 8;
+    f64[0] = v;
+    const b = this.buf;
+    for (let i = 0; i < 8; i++) b[this.pos++] = f64b[i];
   }
 
+  /** Copies src[start, end). Short ranges are copied by a loop: a view plus set() costs more than the copy. */
   raw(src: Uint8Array, start = 0, end = src.length): void {
     const n = end - start;
     this.ensure(n);
-    this.buf.set(src.subarray(start, end), this.pos);
-    this.pos += n;
+    const b = this.buf;
+    let p = this.pos;
+    if (n < 96) for (let i = start; i < end; i++) b[p++] = src[i];
+    else {
+      // A plain view: Buffer#subarray would construct a Buffer.
+      b.set(new Uint8Array(src.buffer, src.byteOffset + start, n), p);
+      p += n;
+    }
+    this.pos = p;
+  }
+
+  /** A length-delimited field holding src[start, end). */
+  lenField(fieldNo: number, src: Uint8Array, start: number, end: number): void {
+    this.tag(fieldNo, WIRE_LEN);
+    this.uint32(end - start);
+    this.raw(src, start, end);
   }
 
   bytesField(fieldNo: number, src: Uint8Array): void {
@@ -321,9 +340,44 @@ export class WireWriter {
     this.raw(src);
   }
 
+  /** A string field, encoded to UTF-8 in place (no intermediate array); lone surrogates become U+FFFD as with TextEncoder. */
   stringField(fieldNo: number, s: string): void {
-    const b = utf8Encode(s);
-    this.bytesField(fieldNo, b);
+    const n = s.length;
+    let len = 0;
+    for (let i = 0; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c < 0x80) len++;
+      else if (c < 0x800) len += 2;
+      else if (c >= 0xd800 && c <= 0xdbff && i + 1 < n && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+        len += 4;
+        i++;
+      } else len += 3;
+    }
+    this.tag(fieldNo, WIRE_LEN);
+    this.uint32(len);
+    this.ensure(len);
+    const b = this.buf;
+    let p = this.pos;
+    for (let i = 0; i < n; i++) {
+      let c = s.charCodeAt(i);
+      if (c < 0x80) b[p++] = c;
+      else if (c < 0x800) {
+        b[p++] = 0xc0 | (c >> 6);
+        b[p++] = 0x80 | (c & 0x3f);
+      } else if (c >= 0xd800 && c <= 0xdbff && i + 1 < n && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+        c = 0x10000 + ((c - 0xd800) << 10) + (s.charCodeAt(++i) - 0xdc00);
+        b[p++] = 0xf0 | (c >> 18);
+        b[p++] = 0x80 | ((c >> 12) & 0x3f);
+        b[p++] = 0x80 | ((c >> 6) & 0x3f);
+        b[p++] = 0x80 | (c & 0x3f);
+      } else {
+        if (c >= 0xd800 && c <= 0xdfff) c = 0xfffd;
+        b[p++] = 0xe0 | (c >> 12);
+        b[p++] = 0x80 | ((c >> 6) & 0x3f);
+        b[p++] = 0x80 | (c & 0x3f);
+      }
+    }
+    this.pos = p;
   }
 
   /** Starts a length-delimited field whose size is not known yet; returns a mark for `endLen`. */

@@ -8,7 +8,7 @@
  * change (unknown fields included) byte for byte; an attribute whose key and
  * value were not changed is copied as its original bytes too.
  */
-import { WireReader, WireError, WIRE_LEN, WIRE_VARINT, WIRE_I64, utf8Decode, closeLen } from '../../collector/pdata/wire.js';
+import { WireReader, WireWriter, WireError, WIRE_LEN, WIRE_VARINT, WIRE_I64, utf8Decode } from '../../collector/pdata/wire.js';
 import type { Span } from '../../collector/pdata/spans.js';
 
 export type AnyValue =
@@ -33,131 +33,6 @@ export const VT_ARRAY = 5;
 export const VT_KVLIST = 6;
 export const VT_BYTES = 7;
 
-// ------------------------------------------------------------------ writer
-
-const f64 = new Float64Array(1);
-const f64b = new Uint8Array(f64.buffer);
-
-/**
- * A growable protobuf writer for span edits. Unlike WireWriter it copies
- * short byte ranges with a loop (Node's Buffer#subarray costs more than the
- * copy) and encodes strings to UTF-8 in place (no TextEncoder allocation).
- */
-export class Out {
-  buf: Uint8Array;
-  pos: number;
-  constructor(capacity: number) {
-    this.buf = new Uint8Array(capacity);
-    this.pos = 0;
-  }
-  ensure(n: number): void {
-    if (this.pos + n <= this.buf.length) return;
-    let cap = this.buf.length * 2;
-    while (cap < this.pos + n) cap *= 2;
-    const next = new Uint8Array(cap);
-    next.set(this.buf.subarray(0, this.pos));
-    this.buf = next;
-  }
-  varint(v: number): void {
-    this.ensure(10);
-    const b = this.buf;
-    while (v >= 0x80) {
-      b[this.pos++] = (v % 0x80) | 0x80;
-      v = Math.floor(v / 0x80);
-    }
-    b[this.pos++] = v;
-  }
-  tag(fieldNo: number, wireType: number): void {
-    this.varint((fieldNo << 3) | wireType);
-  }
-  int64(v: bigint): void {
-    this.ensure(10);
-    let u = BigInt.asUintN(64, v);
-    while (u >= 0x80n) {
-      this.buf[this.pos++] = Number(u & 0x7fn) | 0x80;
-      u >>= 7n;
-    }
-    this.buf[this.pos++] = Number(u);
-  }
-  double(v: number): void {
-    this.ensure(8);
-    f64[0] = v;
-    for (let i = 0; i < 8; i++) this.buf[this.pos++] = f64b[i];
-  }
-  raw(src: Uint8Array, start: number, end: number): void {
-    const n = end - start;
-    this.ensure(n);
-    const b = this.buf;
-    let p = this.pos;
-    if (n < 96) for (let i = start; i < end; i++) b[p++] = src[i];
-    else {
-      // A plain view: Buffer#subarray would construct a Buffer.
-      b.set(new Uint8Array(src.buffer, src.byteOffset + start, n), p);
-      p += n;
-    }
-    this.pos = p;
-  }
-  lenField(fieldNo: number, src: Uint8Array, start: number, end: number): void {
-    this.tag(fieldNo, WIRE_LEN);
-    this.varint(end - start);
-    this.raw(src, start, end);
-  }
-  string(fieldNo: number, s: string): void {
-    const n = s.length;
-    let len = 0;
-    for (let i = 0; i < n; i++) {
-      const c = s.charCodeAt(i);
-      if (c < 0x80) len++;
-      else if (c < 0x800) len += 2;
-      else if (c >= 0xd800 && c <= 0xdbff && i + 1 < n && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
-        len += 4;
-        i++;
-      } else len += 3;
-    }
-    this.tag(fieldNo, WIRE_LEN);
-    this.varint(len);
-    this.ensure(len);
-    const b = this.buf;
-    let p = this.pos;
-    for (let i = 0; i < n; i++) {
-      let c = s.charCodeAt(i);
-      if (c < 0x80) b[p++] = c;
-      else if (c < 0x800) {
-        b[p++] = 0xc0 | (c >> 6);
-        b[p++] = 0x80 | (c & 0x3f);
-      } else if (c >= 0xd800 && c <= 0xdbff && i + 1 < n && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
-        c = 0x10000 + ((c - 0xd800) << 10) + (s.charCodeAt(++i) - 0xdc00);
-        b[p++] = 0xf0 | (c >> 18);
-        b[p++] = 0x80 | ((c >> 12) & 0x3f);
-        b[p++] = 0x80 | ((c >> 6) & 0x3f);
-        b[p++] = 0x80 | (c & 0x3f);
-      } else {
-        // Lone surrogates encode as U+FFFD, as TextEncoder does.
-        if (c >= 0xd800 && c <= 0xdfff) c = 0xfffd;
-        b[p++] = 0xe0 | (c >> 12);
-        b[p++] = 0x80 | ((c >> 6) & 0x3f);
-        b[p++] = 0x80 | (c & 0x3f);
-      }
-    }
-    this.pos = p;
-  }
-  /** Starts a length-delimited field of unknown size; returns a mark for endLen. */
-  beginLen(fieldNo: number): number {
-    this.tag(fieldNo, WIRE_LEN);
-    this.ensure(5);
-    const mark = this.pos;
-    this.pos += 5;
-    return mark;
-  }
-  endLen(mark: number): void {
-    this.pos = closeLen(this.buf, mark, this.pos);
-  }
-  /** The written bytes, copied into an exact-size array. */
-  finish(): Uint8Array {
-    return this.buf.slice(0, this.pos);
-  }
-}
-
 /**
  * Re-encoded spans are copied out of one reused scratch writer into slabs of
  * SLAB_SIZE bytes (one ArrayBuffer allocation per ~100 spans instead of two
@@ -167,9 +42,9 @@ export class Out {
 const SLAB_SIZE = 64 * 1024;
 let slab = new Uint8Array(SLAB_SIZE);
 let slabPos = 0;
-const scratchOut = new Out(4096);
+const scratchOut = new WireWriter(4096);
 
-function copyOut(w: Out): Uint8Array {
+function copyOut(w: WireWriter): Uint8Array {
   const n = w.pos;
   if (n > SLAB_SIZE / 8) return w.buf.slice(0, n);
   if (slabPos + n > SLAB_SIZE) {
@@ -371,13 +246,13 @@ export class KeyValue {
   }
 
   /** Writes this KeyValue as a length-delimited field. */
-  encodeTo(w: Out, fieldNo: number): void {
+  encodeTo(w: WireWriter, fieldNo: number): void {
     if (!this.keyChanged && !this.valueChanged && this.rawBuf !== null) {
       w.lenField(fieldNo, this.rawBuf, this.kvStart, this.kvEnd);
       return;
     }
     const m = w.beginLen(fieldNo);
-    w.string(1, this.key);
+    w.stringField(1, this.key);
     if (!this.valueChanged && this.rawBuf !== null) {
       w.lenField(2, this.rawBuf, this.rawStart, this.rawEnd);
     } else {
@@ -471,14 +346,14 @@ export function decodeAnyValue(buf: Uint8Array, start: number, end: number): Any
   return v;
 }
 
-export function writeAnyValuePayload(w: Out, v: AnyValue): void {
+export function writeAnyValuePayload(w: WireWriter, v: AnyValue): void {
   switch (v.t) {
     case 'string':
-      w.string(1, v.v);
+      w.stringField(1, v.v);
       break;
     case 'bool':
       w.tag(2, WIRE_VARINT);
-      w.varint(v.v ? 1 : 0);
+      w.uint64Number(v.v ? 1 : 0);
       break;
     case 'int':
       w.tag(3, WIRE_VARINT);
@@ -668,7 +543,7 @@ export class EventEdit {
   get changed(): boolean {
     return this.attrs.changed || this.droppedAttributes !== this.origDropped;
   }
-  encodeTo(w: Out, fieldNo: number): void {
+  encodeTo(w: WireWriter, fieldNo: number): void {
     if (!this.changed) {
       w.lenField(fieldNo, this.buf, this.start, this.end);
       return;
@@ -685,7 +560,7 @@ export class EventEdit {
  * dropped-count varint field when the count changed.
  */
 function writeMessageWithAttrs(
-  w: Out,
+  w: WireWriter,
   buf: Uint8Array,
   start: number,
   end: number,
@@ -714,7 +589,7 @@ function writeMessageWithAttrs(
     if (t === droppedTag && dropped !== origDropped) {
       if (!droppedWritten && dropped !== 0) {
         w.tag(droppedField, WIRE_VARINT);
-        w.varint(dropped);
+        w.uint64Number(dropped);
       }
       droppedWritten = true;
       continue;
@@ -724,7 +599,7 @@ function writeMessageWithAttrs(
   if (!attrsWritten) for (const kv of attrs.items) kv.encodeTo(w, attrField);
   if (!droppedWritten && dropped !== origDropped && dropped !== 0) {
     w.tag(droppedField, WIRE_VARINT);
-    w.varint(dropped);
+    w.uint64Number(dropped);
   }
 }
 
@@ -847,14 +722,14 @@ export class SpanEdit {
         continue;
       }
       if (t === TAG_NAME && this.nameChanged) {
-        if (!nameWritten && this._name !== '') w.string(5, this._name!);
+        if (!nameWritten && this._name !== '') w.stringField(5, this._name!);
         nameWritten = true;
         continue;
       }
       if (t === TAG_DROPPED_ATTRS && droppedChanged) {
         if (!droppedWritten && this.droppedAttributes !== 0) {
           w.tag(10, WIRE_VARINT);
-          w.varint(this.droppedAttributes);
+          w.uint64Number(this.droppedAttributes);
         }
         droppedWritten = true;
         continue;
@@ -867,10 +742,10 @@ export class SpanEdit {
       w.raw(buf, fs, r.pos);
     }
     if (attrsChanged && !attrsWritten) for (const kv of this.attrs.items) kv.encodeTo(w, 9);
-    if (this.nameChanged && !nameWritten && this._name !== '') w.string(5, this._name!);
+    if (this.nameChanged && !nameWritten && this._name !== '') w.stringField(5, this._name!);
     if (droppedChanged && !droppedWritten && this.droppedAttributes !== 0) {
       w.tag(10, WIRE_VARINT);
-      w.varint(this.droppedAttributes);
+      w.uint64Number(this.droppedAttributes);
     }
     const out = copyOut(w);
     span.setBytes(out);
@@ -913,7 +788,7 @@ export function editResourceHeader(header: Uint8Array, edit: (attrs: AttrList) =
   const attrs = new AttrList(items);
   edit(attrs);
   if (!attrs.changed) return header;
-  const w = new Out(header.length + 128);
+  const w = new WireWriter(header.length + 128);
   if (resStart < 0) {
     const m = w.beginLen(1);
     for (const kv of attrs.items) kv.encodeTo(w, 1);
