@@ -26,7 +26,10 @@ function trace(parts: Array<{ spans: Array<Partial<SpanSpec>>; resource?: Record
   let t: PendingTrace | undefined;
   for (const part of parts) {
     const specs = part.spans.map((s) => ({ traceId, spanId: sid(), ...s }) as SpanSpec);
-    for (const span of makeSpans(specs, part.resource ?? { 'service.name': 'svc' })) t = store.add(span.traceId, span, 0);
+    for (const span of makeSpans(specs, part.resource ?? { 'service.name': 'svc' })) {
+      t = store.get(span.traceId) ?? store.create(span.traceId, 0);
+      store.append(t, span);
+    }
   }
   return t!;
 }

@@ -490,12 +490,13 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
           } else lateNotSampled++;
           continue;
         }
-        t = store.add(id, span, now);
+        t = store.create(id, now);
+        store.append(t, span);
         this.schedule(t, now + this.waitMs, false);
         // A trace with spans on disk continues there: not a new trace; its root may be on disk.
         if (this.spilledIdx !== undefined && this.spilledIdx.size > 0 && this.spilledIdx.get(id)) t.hasRoot = this.spilledIdx.lastRoot;
         else newTraces++;
-      } else store.add(id, span, now);
+      } else store.append(t, span);
       if (!span.hasParent && this.rootWaitMs > 0 && !t.hasRoot) {
         t.hasRoot = true;
         const due = now + this.rootWaitMs;

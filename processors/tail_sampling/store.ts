@@ -4,7 +4,7 @@
  * in-memory one without touching the processor.
  *
  * Contract:
- * - `add(id, span, now)` appends a span, creating the trace when new (`created` tells).
+ * - `create(id, now)` starts a trace `get` does not know; `append(t, span)` adds a span to it.
  * - `take(id)` removes a trace and hands back all its spans (a spilling store
  *   reads spilled spans back here).
  * - `oldest()` is the undecided trace whose first span arrived first; the
@@ -70,8 +70,10 @@ export interface TraceStore {
   readonly bytes: number;
   readonly spanCount: number;
   get(id: string): PendingTrace | undefined;
-  /** Appends a span (creating the trace when new); returns the trace. */
-  add(id: string, span: Span, nowMs: number): PendingTrace;
+  /** Starts a trace that `get` does not know. */
+  create(id: string, nowMs: number): PendingTrace;
+  /** Appends a span to a trace of this store. */
+  append(t: PendingTrace, span: Span): void;
   /** Removes a trace and returns it with all its spans. */
   take(id: string): PendingTrace | undefined;
   /** The undecided trace that arrived first. */
@@ -100,13 +102,14 @@ export class MemoryTraceStore implements TraceStore {
     return this.traces.get(id);
   }
 
-  add(id: string, span: Span, nowMs: number): PendingTrace {
-    let t = this.traces.get(id);
-    if (t === undefined) {
-      t = new PendingTrace(id, nowMs);
-      this.traces.set(id, t);
-      this._bytes += t.bytes;
-    }
+  create(id: string, nowMs: number): PendingTrace {
+    const t = new PendingTrace(id, nowMs);
+    this.traces.set(id, t);
+    this._bytes += t.bytes;
+    return t;
+  }
+
+  append(t: PendingTrace, span: Span): void {
     // Share one id string per trace instead of one per span while buffered.
     span.traceId = t.id;
     t.spans.push(span);
@@ -118,7 +121,6 @@ export class MemoryTraceStore implements TraceStore {
     this._spans++;
     if (span.startNs < t.minStartNs) t.minStartNs = span.startNs;
     if (span.endNs > t.maxEndNs) t.maxEndNs = span.endNs;
-    return t;
   }
 
   take(id: string): PendingTrace | undefined {
