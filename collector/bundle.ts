@@ -5,11 +5,13 @@
  *
  * - One file instead of ~100 modules: loading them one by one cost about 140 ms
  *   of start-up on this machine (~370 ms -> ~250 ms to ready; BENCHMARKS.md).
- * - Code splitting: each factory imports its implementation with a dynamic
- *   `import()` (collector/component.ts `lazyModule`), and esbuild puts each into
- *   its own chunk, so a config that does not use, say, the `otlp` exporter never
- *   loads grpc-js. V8 keeps the source text of every loaded script in the heap,
- *   so code that is not loaded costs no memory at all.
+ * - Code splitting: a factory whose implementation has a heavy dependency
+ *   imports it with a dynamic `import()` (collector/component.ts `lazyModule`),
+ *   and esbuild puts it into its own chunk, so a config that does not use, say,
+ *   the `otlp` exporter never loads grpc-js. V8 keeps the source text of every
+ *   loaded script in the heap, so code that is not loaded costs no memory at
+ *   all. Few chunks on purpose: every import between them is a module
+ *   resolution at start (see withRequire below).
  * - The native better-sqlite3 module, protobufjs and Ajv stay external: they are
  *   required from node_modules only when first used (disk storage, OTLP/JSON,
  *   a config schema that was not precompiled).
@@ -24,7 +26,7 @@ import { buildSync } from 'esbuild';
 export function bundle(distCollector: string): string {
   const outfile = path.join(distCollector, 'sidecar.mjs');
   fs.rmSync(path.join(distCollector, 'chunks'), { recursive: true, force: true });
-  buildSync({
+  const result = buildSync({
     entryPoints: { sidecar: path.join(distCollector, 'main.js') },
     outdir: distCollector,
     outExtension: { '.js': '.mjs' },
@@ -35,12 +37,29 @@ export function bundle(distCollector: string): string {
     format: 'esm',
     target: 'node20',
     external: ['better-sqlite3', 'ajv', 'protobufjs'],
-    // CommonJS dependencies call require(); give each ESM chunk one.
-    banner: { js: "import { createRequire as __sidecarRequire } from 'node:module'; const require = __sidecarRequire(import.meta.url);" },
     logLevel: 'warning',
     legalComments: 'none',
+    write: false,
   });
+  for (const out of result.outputFiles) {
+    fs.mkdirSync(path.dirname(out.path), { recursive: true });
+    fs.writeFileSync(out.path, withRequire(out.text));
+  }
   return outfile;
+}
+
+/**
+ * CommonJS dependencies call require(), which an ES module does not have: a
+ * chunk that mentions it gets one. Only those: createRequire() resolves and
+ * normalizes paths, and the ~20 chunks the default config loads each doing it
+ * (on top of the loader resolving their imports) was enough path work at start
+ * for V8 to optimize node's path functions, which pages the optimizing
+ * compiler into an idle process (BENCHMARKS.md, idle RSS).
+ */
+export function withRequire(code: string): string {
+  if (!/\brequire\b/.test(code)) return code;
+  const banner = "import { createRequire as __sidecarRequire } from 'node:module'; const require = __sidecarRequire(import.meta.url);\n";
+  return code.startsWith('#!') ? code.replace(/^(#![^\n]*\n)/, `$1${banner}`) : banner + code;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

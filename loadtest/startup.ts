@@ -4,6 +4,12 @@
  * file already holds pending traces (as after a restart with data on disk).
  *
  *   node dist/loadtest/startup.js [--runs 5] [--idle-runs 3] [--idle-wait-s 5] [--pending-mib 1024]
+ *                                 [--burst-spans N] [--main dist/collector/sidecar.mjs]
+ *
+ * `--burst-spans N` sends N realistic spans (OTLP/HTTP protobuf, 500-span
+ * requests) right after ready, so the idle RSS is that of a collector that has
+ * seen traffic (its optimized code, grown pools) rather than a fresh one.
+ * `--main` measures another build (a copy of dist/ kept from before a change).
  *
  * Prints one JSON line per measurement.
  */
@@ -20,11 +26,27 @@ import { realisticRequest } from '../collector/pdata/bench.js';
 import { Telemetry } from '../collector/telemetry/metrics.js';
 import { silentLogger } from '../collector/telemetry/logger.js';
 
-const MAIN = path.join(REPO_ROOT, 'dist', 'collector', 'sidecar.mjs');
-
 function arg(name: string, def: number): number {
   const i = process.argv.indexOf(name);
   return i > 0 ? Number(process.argv[i + 1]) : def;
+}
+
+const mainArg = process.argv.indexOf('--main');
+const MAIN = mainArg > 0 ? path.resolve(process.argv[mainArg + 1]) : path.join(REPO_ROOT, 'dist', 'collector', 'sidecar.mjs');
+
+/** Sends `spans` spans to the OTLP/HTTP receiver in requests of up to 500, one at a time. */
+async function burst(httpPort: number, spans: number): Promise<void> {
+  for (let sent = 0, seed = 1; sent < spans; seed++) {
+    const n = Math.min(500, spans - sent);
+    const r = await fetch(`http://127.0.0.1:${httpPort}/v1/traces`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-protobuf' },
+      body: Buffer.from(realisticRequest(n, seed)),
+    });
+    if (r.status !== 200) throw new Error(`burst: HTTP ${r.status}`);
+    await r.arrayBuffer();
+    sent += n;
+  }
 }
 
 async function freePort(): Promise<number> {
@@ -80,6 +102,8 @@ async function measure(configText: string, dir: string, idle: boolean): Promise<
   }
   let idleRss: Rss | undefined;
   if (idle) {
+    const spans = arg('--burst-spans', 0);
+    if (spans > 0) await burst(http, spans);
     await new Promise((r) => setTimeout(r, arg('--idle-wait-s', 5) * 1000));
     idleRss = rssMiB(child.pid!);
   }
@@ -132,6 +156,8 @@ async function main(): Promise<void> {
       JSON.stringify({
         bench: 'startup.default_config',
         runs,
+        burst_spans: arg('--burst-spans', 0),
+        idle_wait_s: arg('--idle-wait-s', 5),
         ready_ms_median: median(ready),
         ready_ms_max: Math.max(...ready),
         idle_rss_mib: median(idle.map((r) => r.rss)),

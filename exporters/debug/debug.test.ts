@@ -8,9 +8,6 @@ import { Telemetry } from '../../collector/telemetry/metrics.js';
 import { withDefaults } from '../../config/defaults.js';
 import { makeSpans } from '../../test/otlp.js';
 
-// The factory imports its implementation lazily (collector/component.ts lazyModule).
-await debugExporterFactory.load!();
-
 function capture(verbosity: 'basic' | 'normal') {
   const lines: Array<Record<string, unknown>> = [];
   const dest = new Writable({

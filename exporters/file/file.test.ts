@@ -12,9 +12,6 @@ import { scanExportRequest } from '../../collector/pdata/spans.js';
 import { withDefaults } from '../../config/defaults.js';
 import { makeSpans, traceIdHex, spanIdHex } from '../../test/otlp.js';
 
-// The factory imports its implementation lazily (collector/component.ts lazyModule).
-await fileExporterFactory.load!();
-
 function spans(n: number) {
   const t = traceIdHex();
   return makeSpans(Array.from({ length: n }, () => ({ traceId: t, spanId: spanIdHex(), name: 'write-me', attributes: { k: 'v' } })));

@@ -18,9 +18,6 @@ import { parse as parseYaml } from 'yaml';
 import { Value } from '@sinclair/typebox/value';
 import { decodeRequest, makeSpans, spanIdHex, traceIdHex } from '../../test/otlp.js';
 
-// The factory imports its implementation lazily (collector/component.ts lazyModule).
-await batchProcessorFactory.load!();
-
 /** A downstream whose every call waits until the test settles it. */
 class DeferredConsumer implements TracesConsumer {
   readonly calls: Array<{ spans: Span[]; resolve: () => void; reject: (e: unknown) => void }> = [];

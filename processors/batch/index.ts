@@ -1,13 +1,11 @@
 /** Factory for the `batch` processor. */
-import { lazyModule, type ProcessorFactory } from '../../collector/component.js';
+import type { ProcessorFactory } from '../../collector/component.js';
 import { parseDuration } from '../../config/duration.js';
 import { BatchConfigSchema, validateBatchConfig, type BatchConfig } from './config.js';
-import type { BatchOptions } from './batcher.js';
+import { BatchProcessor, type BatchOptions } from './batcher.js';
 import { timersFor } from './timers.js';
 
 export { BatchConfigSchema, type BatchConfig } from './config.js';
-
-const impl = lazyModule('batch', () => import('./batcher.js'));
 
 export function batchOptions(c: BatchConfig): BatchOptions {
   return {
@@ -25,9 +23,8 @@ export const batchProcessorFactory: ProcessorFactory<typeof BatchConfigSchema> =
   kind: 'processor',
   configSchema: BatchConfigSchema,
   validate: validateBatchConfig,
-  load: impl.load,
   create(settings, config, next) {
-    return new (impl.get().BatchProcessor)(settings.id, batchOptions(config), next, {
+    return new BatchProcessor(settings.id, batchOptions(config), next, {
       telemetry: settings.telemetry,
       timers: timersFor(settings.clock),
       logger: settings.logger,

@@ -1,17 +1,15 @@
 /** Factory for the `memory_limiter` processor. */
-import { lazyModule, type ProcessorFactory } from '../../collector/component.js';
+import type { ProcessorFactory } from '../../collector/component.js';
 import { parseDuration } from '../../config/duration.js';
 import { memoryTotal, type CgroupPaths } from './cgroup.js';
 import { MemoryLimiterConfigSchema, validateMemoryLimiterConfig, type MemoryLimiterConfig } from './config.js';
-import type { MemoryLimits, MemoryLimiterOptions } from './limiter.js';
+import { MemoryLimiter, type MemoryLimits, type MemoryLimiterOptions } from './limiter.js';
 
 export { MemoryLimiterConfigSchema, validateMemoryLimiterConfig, type MemoryLimiterConfig } from './config.js';
 export { readCgroupMemoryLimit, parseCgroupMemoryValue, memoryTotal } from './cgroup.js';
 export { heapSizeForLimit, type HeapSizeOptions } from './heap.js';
 
 const MIB = 1024 * 1024;
-
-const impl = lazyModule('memory_limiter', () => import('./limiter.js'));
 
 /**
  * Hard and soft limits in bytes from a validated config. With limit_percentage
@@ -47,9 +45,8 @@ export const memoryLimiterProcessorFactory: ProcessorFactory<typeof MemoryLimite
   kind: 'processor',
   configSchema: MemoryLimiterConfigSchema,
   validate: validateMemoryLimiterConfig,
-  load: impl.load,
   create(settings, config, next) {
-    return new (impl.get().MemoryLimiter)(settings.id, memoryLimiterOptions(config), next, {
+    return new MemoryLimiter(settings.id, memoryLimiterOptions(config), next, {
       telemetry: settings.telemetry,
       logger: settings.logger,
       clock: settings.clock,

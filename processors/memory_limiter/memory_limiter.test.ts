@@ -16,9 +16,6 @@ import { CollectorError, MemoryLimitError, RetryableError } from '../../collecto
 import { processorFactories } from '../../collector/components.js';
 import { makeSpans, spanIdHex, traceIdHex } from '../../test/otlp.js';
 
-// The factory imports its implementation lazily (collector/component.ts lazyModule).
-await memoryLimiterProcessorFactory.load!();
-
 const MIB = 1024 * 1024;
 const testdata = path.join(path.dirname(fileURLToPath(import.meta.url)), 'testdata');
 const td = (p: string) => path.join(testdata, p);

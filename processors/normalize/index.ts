@@ -3,17 +3,15 @@
  * privacy-safe attributes. See README.md.
  */
 import { accessSync, constants as fsConstants } from 'node:fs';
-import { lazyModule, type ConfigProblem, type CreateSettings, type ProcessorFactory } from '../../collector/component.js';
+import type { ConfigProblem, CreateSettings, ProcessorFactory } from '../../collector/component.js';
 import type { TracesConsumer } from '../../collector/consumer.js';
 import { NormalizeConfig, OPERATIONS, type RuleConfig, type RuleScope } from './config.js';
-import type { NormalizeProcessor, NormalizeDeps } from './processor.js';
+import { NormalizeProcessor, type NormalizeDeps } from './processor.js';
 import { effectiveRules } from './preset.js';
 import { compileRegex, ruleScopes, toSnakeCase } from './rules.js';
 import { compareVersions, semconvEntries } from './semconv.js';
 
 export { NormalizeConfig } from './config.js';
-
-const impl = lazyModule('normalize', () => import('./processor.js'));
 
 type Path = Array<string | number>;
 
@@ -258,15 +256,14 @@ export const normalizeProcessorFactory: ProcessorFactory<typeof NormalizeConfig>
   kind: 'processor',
   configSchema: NormalizeConfig,
   validate: validateNormalize,
-  load: impl.load,
   create(settings: CreateSettings, config: NormalizeConfig, next: TracesConsumer) {
-    return new (impl.get().NormalizeProcessor)(settings, config, next);
+    return new NormalizeProcessor(settings, config, next);
   },
 };
 
-/** Creates the processor with an injected environment / file reader (tests); load() first. */
+/** Creates the processor with an injected environment / file reader (tests). */
 export function createNormalizeProcessor(settings: CreateSettings, config: NormalizeConfig, next: TracesConsumer, deps: NormalizeDeps): NormalizeProcessor {
-  return new (impl.get().NormalizeProcessor)(settings, config, next, deps);
+  return new NormalizeProcessor(settings, config, next, deps);
 }
 
 export { compareVersions };

@@ -28,9 +28,6 @@ import {
   type FixtureSpan,
 } from './testdata/fixtures.js';
 
-// The factory imports its implementation lazily (collector/component.ts lazyModule).
-await normalizeProcessorFactory.load!();
-
 const JWT =
   'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c';
 

@@ -4,7 +4,7 @@
  * the exact contents (README.md lists them too); they run before the user's
  * own rules.
  */
-import { withDefaults } from '../../config/defaults.js';
+import { fillDefaults } from '../../config/fill-defaults.js';
 import { Rule, type NormalizeConfig, type RuleConfig } from './config.js';
 
 /** Keys whose whole value is a credential. */
@@ -45,7 +45,7 @@ export const RECOMMENDED_RULES: readonly RuleConfig[] = [
 
 /** The preset rules with every default filled in. */
 export function recommendedRules(): RuleConfig[] {
-  return RECOMMENDED_RULES.map((r) => withDefaults(Rule, r));
+  return RECOMMENDED_RULES.map((r) => fillDefaults(Rule, structuredClone(r)));
 }
 
 /** The full ordered rule list: preset rules, then the user's. */

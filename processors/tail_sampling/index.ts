@@ -1,10 +1,9 @@
 /** Factory for the `tail_sampling` processor. */
-import { lazyModule, type ProcessorFactory } from '../../collector/component.js';
+import type { ProcessorFactory } from '../../collector/component.js';
 import { TailSamplingConfigSchema, validateTailSamplingConfig, TAIL_SAMPLING_LIVE_SETTINGS } from './config.js';
+import { TailSamplingProcessor } from './processor.js';
 
 export { TailSamplingConfigSchema, validateTailSamplingConfig, type TailSamplingConfig } from './config.js';
-
-const impl = lazyModule('tail_sampling', () => import('./processor.js'));
 
 export const tailSamplingProcessorFactory: ProcessorFactory<typeof TailSamplingConfigSchema> = {
   type: 'tail_sampling',
@@ -12,8 +11,7 @@ export const tailSamplingProcessorFactory: ProcessorFactory<typeof TailSamplingC
   configSchema: TailSamplingConfigSchema,
   validate: validateTailSamplingConfig,
   liveSettings: TAIL_SAMPLING_LIVE_SETTINGS,
-  load: impl.load,
   create(settings, config, next) {
-    return new (impl.get().TailSamplingProcessor)(settings, config, next);
+    return new TailSamplingProcessor(settings, config, next);
   },
 };

@@ -14,9 +14,6 @@ import { FORWARD_RETRIES, TailSamplingProcessor } from './processor.js';
 import { CollectorProbabilistic } from './hash.js';
 import { tailSamplingProcessorFactory } from './index.js';
 
-// The factory imports its implementation lazily (collector/component.ts lazyModule).
-await tailSamplingProcessorFactory.load!();
-
 const ERRORS = { name: 'errors', type: 'status_code', status_code: { status_codes: ['ERROR'] } };
 
 interface Harness {

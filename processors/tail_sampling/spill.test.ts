@@ -20,9 +20,6 @@ import { TailSamplingConfigSchema } from './config.js';
 import { TailSamplingProcessor } from './processor.js';
 import { tailSamplingProcessorFactory } from './index.js';
 
-// The factory imports its implementation lazily (collector/component.ts lazyModule).
-await tailSamplingProcessorFactory.load!();
-
 const POLICIES = [
   { name: 'errors', type: 'status_code', status_code: { status_codes: ['ERROR'] } },
   { name: 'slow', type: 'latency', latency: { threshold_ms: 500 } },
