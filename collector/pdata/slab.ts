@@ -3,8 +3,11 @@
  * result into shared slabs instead of giving every span its own ArrayBuffer:
  * creating and collecting thousands of small ArrayBuffers a second costs far
  * more than the copy. A slab lives while any span that points into it does,
- * like the request buffers the receiver hands on.
+ * like the request buffers the receiver hands on. The first slab is allocated
+ * by the first `reserve()`, so a processor that never edits a span holds none.
  */
+const EMPTY = new Uint8Array(0);
+
 export class Slab {
   /** Buffer of the last `reserve()`: the current slab, or a dedicated buffer for a large piece. */
   out: Uint8Array;
@@ -14,9 +17,9 @@ export class Slab {
 
   constructor(size = 64 * 1024) {
     this.size = size;
-    this.slab = Buffer.allocUnsafeSlow(size);
-    this.pos = 0;
-    this.out = this.slab;
+    this.slab = EMPTY;
+    this.pos = size;
+    this.out = EMPTY;
   }
 
   /**

@@ -37,11 +37,12 @@ export const VT_BYTES = 7;
  * Re-encoded spans are copied out of one reused scratch writer into slabs of
  * SLAB_SIZE bytes (one ArrayBuffer allocation per ~100 spans instead of two
  * per span). A slab lives while any span that points into it does, like the
- * request buffers the receiver hands on.
+ * request buffers the receiver hands on. The first slab is allocated by the
+ * first copy, so an idle collector holds none.
  */
 const SLAB_SIZE = 64 * 1024;
-let slab = new Uint8Array(SLAB_SIZE);
-let slabPos = 0;
+let slab = new Uint8Array(0);
+let slabPos = SLAB_SIZE;
 const scratchOut = new WireWriter(4096);
 
 function copyOut(w: WireWriter): Uint8Array {
