@@ -15,18 +15,35 @@
  * - The native better-sqlite3 module, protobufjs and Ajv stay external: they are
  *   required from node_modules only when first used (disk storage, OTLP/JSON,
  *   a config schema that was not precompiled).
+ * - The config loader (config/load.ts with the YAML parser) is not in the
+ *   bundle: it goes to dist/config/loader.cjs, which collector/config-loader.ts
+ *   evaluates for each load and then lets go, so an idle collector holds none
+ *   of its code.
  *
  *   node dist/collector/bundle.js
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildSync } from 'esbuild';
+import { build, type Plugin } from 'esbuild';
 
-export function bundle(distCollector: string): string {
+/** Resolves `spec` imported from a file named `importer` to a module with the given source. */
+function replaceImport(name: string, importer: RegExp, spec: string, contents: string): Plugin {
+  return {
+    name,
+    setup(b) {
+      b.onResolve({ filter: new RegExp(`^${spec.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`) }, (args) =>
+        importer.test(args.importer) ? { path: spec, namespace: name } : undefined,
+      );
+      b.onLoad({ filter: /.*/, namespace: name }, () => ({ contents, loader: 'js' }));
+    },
+  };
+}
+
+export async function bundle(distCollector: string): Promise<string> {
   const outfile = path.join(distCollector, 'sidecar.mjs');
   fs.rmSync(path.join(distCollector, 'chunks'), { recursive: true, force: true });
-  const result = buildSync({
+  const result = await build({
     entryPoints: { sidecar: path.join(distCollector, 'main.js') },
     outdir: distCollector,
     outExtension: { '.js': '.mjs' },
@@ -37,6 +54,8 @@ export function bundle(distCollector: string): string {
     format: 'esm',
     target: 'node20',
     external: ['better-sqlite3', 'ajv', 'protobufjs'],
+    // collector/config-loader.ts falls back to the loader module when run unbundled; the bundle evaluates dist/config/loader.cjs instead.
+    plugins: [replaceImport('no-static-loader', /config-loader\.js$/, '../config/load.js', 'export const loadConfigFile = undefined;')],
     logLevel: 'warning',
     legalComments: 'none',
     // Whitespace and syntax only: V8 keeps the source text of every loaded
@@ -59,6 +78,26 @@ export function bundle(distCollector: string): string {
     const map = maps.get(`${out.path}.map`);
     if (map !== undefined) fs.writeFileSync(`${out.path}.map`, insertedLine < 0 ? map : withEmptyLine(map, insertedLine));
   }
+  await build({
+    entryPoints: [path.join(distCollector, '..', 'config', 'load.js')],
+    outfile: path.join(distCollector, '..', 'config', 'loader.cjs'),
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    external: ['ajv'],
+    // Evaluated by collector/config-loader.ts, which passes the file's URL, TypeBox's Type and the factories.
+    define: { 'import.meta.url': '__loaderUrl' },
+    plugins: [
+      replaceImport('factories-from-caller', /load\.js$/, '../collector/components.js', 'export const receiverFactories = [], processorFactories = [], exporterFactories = [];'),
+      // TypeBox (for the service section's schema) is the caller's copy, already loaded: less to evaluate and collect per load.
+      replaceImport('typebox-from-caller', /config[\\/](schema|duration)\.js$/, '@sinclair/typebox', 'export const Type = __loaderTypeBox;'),
+    ],
+    logLevel: 'warning',
+    legalComments: 'none',
+    minifyWhitespace: true,
+    minifySyntax: true,
+  });
   return outfile;
 }
 
@@ -88,6 +127,6 @@ export function withRequire(code: string): { code: string; insertedLine: number 
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const out = bundle(path.dirname(fileURLToPath(import.meta.url)));
+  const out = await bundle(path.dirname(fileURLToPath(import.meta.url)));
   console.log(`wrote ${path.relative(process.cwd(), out)}`);
 }

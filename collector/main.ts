@@ -14,7 +14,7 @@ import path from 'node:path';
 import { readFileSync } from 'node:fs';
 import v8 from 'node:v8';
 import { Collector } from './collector.js';
-import { ConfigError, loadConfigFile } from '../config/load.js';
+import { isConfigError, loadConfig } from './config-loader.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..');
@@ -86,12 +86,12 @@ async function main(): Promise<number> {
   }
   if (args.command === 'validate') {
     try {
-      const cfg = loadConfigFile(args.config);
+      const cfg = loadConfig(args.config);
       for (const w of cfg.warnings) process.stderr.write(`warning: ${w}\n`);
       process.stdout.write(`${args.config}: valid\n`);
       return 0;
     } catch (err) {
-      process.stderr.write(err instanceof ConfigError ? `${err.message}\n` : `${args.config}: ${(err as Error).message}\n`);
+      process.stderr.write(isConfigError(err) ? `${err.message}\n` : `${args.config}: ${(err as Error).message}\n`);
       return 1;
     }
   }
@@ -99,9 +99,9 @@ async function main(): Promise<number> {
   tuneHeap();
   let collector: Collector;
   try {
-    collector = new Collector(loadConfigFile(args.config));
+    collector = new Collector(loadConfig(args.config));
   } catch (err) {
-    process.stderr.write(err instanceof ConfigError ? `${err.message}\n` : `${args.config}: ${(err as Error).message}\n`);
+    process.stderr.write(isConfigError(err) ? `${err.message}\n` : `${args.config}: ${(err as Error).message}\n`);
     return 1;
   }
   const log = collector.logger;

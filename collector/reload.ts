@@ -12,7 +12,8 @@
 import { watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { ConfigError, loadConfigFile, type LoadedConfig } from '../config/load.js';
+import type { LoadedConfig } from '../config/load.js';
+import { isConfigError, loadConfig } from './config-loader.js';
 import type { Telemetry, Counter, Gauge } from './telemetry/metrics.js';
 
 export interface Reloadable {
@@ -66,12 +67,12 @@ export class ConfigWatcher {
   private async doCheck(trigger: string): Promise<void> {
     let next: LoadedConfig;
     try {
-      next = loadConfigFile(this.file);
+      next = loadConfig(this.file);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // mid-swap; the next event brings the file back
       this.failures.inc();
       this.logger.error(
-        { trigger, problems: err instanceof ConfigError ? err.problems : undefined, err: err instanceof ConfigError ? undefined : err },
+        { trigger, problems: isConfigError(err) ? err.problems : undefined, err: isConfigError(err) ? undefined : err },
         `config reload refused, keeping the running config: ${(err as Error).message}`,
       );
       return;
