@@ -29,7 +29,7 @@
  * its close checkpoints and removes the WAL as before. If the worker cannot be
  * started, stores fall back to SQLite's automatic checkpoint.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { createRequire } from 'node:module';
 
 /** CommonJS source of the worker (eval'd, so it also works from the bundle). */
@@ -137,9 +137,12 @@ function workerGone(w: Worker): void {
 function getWorker(): Worker | undefined {
   if (worker !== undefined || workerFailed) return worker;
   try {
-    const sqlite = createRequire(import.meta.url).resolve('better-sqlite3');
+    const requireHere = createRequire(import.meta.url);
+    const sqlite = requireHere.resolve('better-sqlite3');
+    // Required here, not imported: a collector without disk storage never loads worker_threads (idle RSS).
+    const { Worker: WorkerClass } = requireHere('node:worker_threads') as typeof import('node:worker_threads');
     // A small isolate: the worker only runs SQLite calls (its heap limits save a few MiB of RSS).
-    const w = new Worker(WORKER_SRC, {
+    const w = new WorkerClass(WORKER_SRC, {
       eval: true,
       workerData: { sqlite },
       resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 8, codeRangeSizeMb: 4, stackSizeMb: 1 },
