@@ -4,11 +4,14 @@
  * file already holds pending traces (as after a restart with data on disk).
  *
  *   node dist/loadtest/startup.js [--runs 5] [--idle-runs 3] [--idle-wait-s 5] [--pending-mib 1024]
- *                                 [--burst-spans N] [--main dist/collector/sidecar.mjs]
+ *                                 [--burst-spans N] [--scrapes N] [--main dist/collector/sidecar.mjs]
  *
  * `--burst-spans N` sends N realistic spans (OTLP/HTTP protobuf, 500-span
  * requests) right after ready, so the idle RSS is that of a collector that has
  * seen traffic (its optimized code, grown pools) rather than a fresh one.
+ * `--scrapes N` reads `/metrics` and `/readyz` N times (20 ms apart) right
+ * after ready, as Prometheus and the kubelet do all day: enough of them make V8
+ * optimize the exposition code, which pages its optimizing compiler in.
  * `--main` measures another build (a copy of dist/ kept from before a change).
  *
  * Prints one JSON line per measurement.
@@ -104,6 +107,11 @@ async function measure(configText: string, dir: string, idle: boolean): Promise<
   if (idle) {
     const spans = arg('--burst-spans', 0);
     if (spans > 0) await burst(http, spans);
+    for (let i = arg('--scrapes', 0); i > 0; i--) {
+      await (await fetch(`http://127.0.0.1:${metrics}/metrics`)).text();
+      await (await fetch(`http://127.0.0.1:${metrics}/readyz`)).text();
+      await new Promise((r) => setTimeout(r, 20));
+    }
     await new Promise((r) => setTimeout(r, arg('--idle-wait-s', 5) * 1000));
     idleRss = rssMiB(child.pid!);
   }
@@ -157,6 +165,7 @@ async function main(): Promise<void> {
         bench: 'startup.default_config',
         runs,
         burst_spans: arg('--burst-spans', 0),
+        scrapes: arg('--scrapes', 0),
         idle_wait_s: arg('--idle-wait-s', 5),
         ready_ms_median: median(ready),
         ready_ms_max: Math.max(...ready),
