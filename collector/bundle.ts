@@ -7,8 +7,8 @@
  *   of start-up on this machine (~370 ms -> ~250 ms to ready; BENCHMARKS.md).
  * - Code splitting: each factory imports its implementation with a dynamic
  *   `import()` (collector/component.ts `lazyModule`), and esbuild puts each into
- *   its own chunk, so a config that does not use, say, the `otlp` exporter never
- *   loads grpc-js. V8 keeps the source text of every loaded script in the heap,
+ *   its own chunk, so a config that does not use, say, the disk queue never
+ *   loads its code. V8 keeps the source text of every loaded script in the heap,
  *   so code that is not loaded costs no memory at all.
  * - The native better-sqlite3 module, protobufjs and Ajv stay external: they are
  *   required from node_modules only when first used (disk storage, OTLP/JSON,
