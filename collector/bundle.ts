@@ -8,7 +8,7 @@
  * - Code splitting: a factory whose implementation has a heavy dependency
  *   imports it with a dynamic `import()` (collector/component.ts `lazyModule`),
  *   and esbuild puts it into its own chunk, so a config that does not use, say,
- *   the `otlp` exporter never loads grpc-js. V8 keeps the source text of every
+ *   the `otlp` exporter never loads its gRPC client. V8 keeps the source text of every
  *   loaded script in the heap, so code that is not loaded costs no memory at
  *   all. Few chunks on purpose: every import between them is a module
  *   resolution at start (see withRequire below).

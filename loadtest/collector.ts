@@ -127,6 +127,14 @@ export class CollectorProcess {
     };
     child.stdout!.on('data', keep);
     child.stderr!.on('data', keep);
+    // The whole output to a file as well, e.g. LOADTEST_COLLECTOR_OUTPUT=/tmp/out.log with --trace-gc in LOADTEST_COLLECTOR_NODE_FLAGS.
+    const outFile = process.env.LOADTEST_COLLECTOR_OUTPUT;
+    if (outFile) {
+      const sink = fs.createWriteStream(outFile);
+      child.stdout!.pipe(sink, { end: false });
+      child.stderr!.pipe(sink, { end: false });
+      child.on('exit', () => sink.end());
+    }
     this.exited = new Promise((resolve) => {
       child.on('exit', (code, signal) => {
         this.exitCode = code;

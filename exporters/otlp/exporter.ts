@@ -1,4 +1,4 @@
-/** The `otlp` exporter (OTLP/gRPC): the shared queued exporter over a grpc-js sender. */
+/** The `otlp` exporter (OTLP/gRPC): the shared queued exporter over a node:http2 gRPC sender. */
 import type { CreateSettings } from '../../collector/component.js';
 import { QueuedExporter, type HelperOptions } from '../exporterhelper/exporter.js';
 import type { OtlpExporterConfig } from './config.js';

@@ -1,4 +1,4 @@
-/** Factory of the `otlp` exporter (OTLP/gRPC). grpc-js is loaded only when a config uses it. */
+/** Factory of the `otlp` exporter (OTLP/gRPC). Its implementation is loaded only when a config uses it. */
 import { lazyModule, type ExporterFactory } from '../../collector/component.js';
 import { validateHelperConfig } from '../exporterhelper/config.js';
 import { OtlpExporterConfigSchema, parseGrpcEndpoint } from './config.js';

@@ -3,11 +3,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
-import * as grpc from '@grpc/grpc-js';
 import { OtlpTestBackend } from '../../loadtest/sink/backend.js';
 import { otlpExporterFactory } from './index.js';
 import { createOtlpExporter } from './exporter.js';
 import { grpcError } from './sender.js';
+import { GrpcCode } from '../../receivers/otlp/grpc-server.js';
 import { OtlpExporterConfigSchema } from './config.js';
 import { FakeTimers, driveUntil, makeSelfSignedCert, waitFor } from '../exporterhelper/testing.js';
 import { encodeRpcStatusWithRetry } from '../exporterhelper/otlpwire.js';
@@ -227,7 +227,6 @@ describe('otlp exporter (gRPC)', () => {
 });
 
 describe('otlp exporter status mapping', () => {
-  const err = (code: number, md?: grpc.Metadata) => Object.assign(new Error('x'), { code, details: 'd', metadata: md ?? new grpc.Metadata() }) as grpc.ServiceError;
   it.each([
     ['CANCELLED', true],
     ['DEADLINE_EXCEEDED', true],
@@ -243,12 +242,12 @@ describe('otlp exporter status mapping', () => {
     ['INTERNAL', false],
     ['UNKNOWN', false],
   ] as const)('%s retryable=%s', (name, retryable) => {
-    expect(grpcError(err(grpc.status[name])).retryable).toBe(retryable);
+    const e = grpcError(GrpcCode[name], 'd');
+    expect(e.retryable).toBe(retryable);
+    expect(e.message).toBe(`gRPC ${name}: d`);
   });
   it('RESOURCE_EXHAUSTED with RetryInfo is retryable after the given delay', () => {
-    const md = new grpc.Metadata();
-    md.set('grpc-status-details-bin', Buffer.from(encodeRpcStatusWithRetry(8, 'slow down', 2500)));
-    const e = grpcError(err(grpc.status.RESOURCE_EXHAUSTED, md));
+    const e = grpcError(GrpcCode.RESOURCE_EXHAUSTED, 'slow down', encodeRpcStatusWithRetry(8, 'slow down', 2500));
     expect(e.retryable).toBe(true);
     expect(e.retryAfterMs).toBe(2500);
   });

@@ -28,6 +28,7 @@ import { ScopeRef, type ResourceRef, type Span } from '../../collector/pdata/spa
 import type { Telemetry } from '../../collector/telemetry/metrics.js';
 import type { Logger } from 'pino';
 import type { TimerHandle, Timers } from './timers.js';
+import { BytesTable } from './bytes_table.js';
 
 export interface BatchOptions {
   /** Spans at which a batch is sent (0: no size trigger). */
@@ -79,7 +80,7 @@ interface Batch {
 
 interface CanonResource {
   ref: ResourceRef;
-  scopes: Map<string, ScopeRef>;
+  scopes: BytesTable<ScopeRef>;
 }
 
 /** Bounds the map of resources seen; it only affects grouping, so it is simply cleared. */
@@ -98,10 +99,6 @@ export const SEND_BYTES_BUCKETS = [
   1000, 5000, 10000, 50000, 100_000, 250_000, 500_000, 1_000_000, 2_000_000, 4_000_000, 8_000_000, 16_000_000, 32_000_000,
   64_000_000,
 ];
-
-function headerKey(h: Uint8Array): string {
-  return Buffer.from(h.buffer, h.byteOffset, h.byteLength).toString('latin1');
-}
 
 function errMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
@@ -126,9 +123,8 @@ export class BatchProcessor implements TracesConsumer, Component {
   private readonly initialBackoffMs: number;
 
   private readonly buckets = new Map<ResourceRef, Bucket>();
-  private readonly canon = new Map<string, CanonResource>();
-  /** Incoming ScopeRef -> its canonical one (grouping only: a stale entry after `canon` is cleared is harmless). */
-  private readonly canonByRef = new WeakMap<ScopeRef, ScopeRef>();
+  /** Resource header bytes -> the first ResourceRef seen with them, and its scopes by header bytes. */
+  private readonly canon = new BytesTable<CanonResource>();
   private bufferedSpans = 0;
   private bufferedBytes = 0;
   /** Buffered + handed downstream and not settled + held for retry. */
@@ -423,32 +419,21 @@ export class BatchProcessor implements TracesConsumer, Component {
   /**
    * The shared ScopeRef for a scope's bytes under its resource's bytes, so
    * spans from many requests of one service group under one ResourceSpans.
+   * (Spans of one ScopeSpans arrive side by side, so append() asks once per run of them.)
    */
   private canonicalScope(scope: ScopeRef): ScopeRef {
-    // Spans of one request share their ScopeRef: look the object up before hashing its bytes.
-    let cs = this.canonByRef.get(scope);
-    if (cs === undefined) {
-      cs = this.canonicalScopeByBytes(scope);
-      this.canonByRef.set(scope, cs);
-    }
-    return cs;
-  }
-
-  private canonicalScopeByBytes(scope: ScopeRef): ScopeRef {
     const res = scope.resource;
-    const rk = headerKey(res.header);
-    let entry = this.canon.get(rk);
+    let entry = this.canon.get(res.header);
     if (entry === undefined) {
       if (this.canon.size >= MAX_CANON_RESOURCES) this.canon.clear();
-      entry = { ref: res, scopes: new Map() };
-      this.canon.set(rk, entry);
+      entry = { ref: res, scopes: new BytesTable() };
+      this.canon.set(res.header, entry);
     }
-    const sk = headerKey(scope.header);
-    let cs = entry.scopes.get(sk);
+    let cs = entry.scopes.get(scope.header);
     if (cs === undefined) {
       if (entry.scopes.size >= MAX_CANON_SCOPES) entry.scopes.clear();
       cs = res === entry.ref ? scope : new ScopeRef(entry.ref, scope.header);
-      entry.scopes.set(sk, cs);
+      entry.scopes.set(scope.header, cs);
     }
     return cs;
   }
