@@ -21,7 +21,19 @@
  * HOLD_WAIT_MAX_MS; that wait is the only time the event loop waits for a
  * checkpoint. If the pass takes longer (a slow fsync), the write goes ahead and
  * the WAL starts over after a later closing pass instead. Otherwise the next
- * write restarts the WAL (`journal_size_limit` truncates it).
+ * write restarts the WAL.
+ *
+ * The WAL file is never truncated inside a write on the event loop (the main
+ * connection has `journal_size_limit = -1`): freeing blocks that a checkpoint
+ * fsynced costs ~0.2 ms per MiB here, and a write that restarted a WAL which had
+ * overshot the cap under non-stop writes spent 10-20 ms (up to 136 ms) in that
+ * ftruncate: the longest storage calls measured. Instead, when a pass finds the
+ * WAL restarted (few frames in use) but its file still longer than `keepBytes`,
+ * the worker cuts the file's tail itself, 4 MiB per ftruncate (each ~1 ms: a
+ * write on the main thread waits for at most one, on the inode lock). The tail
+ * holds no live frames: live frames sit at the start of a restarted WAL, and the
+ * worker stops as soon as the main thread starts or finishes a write (flag[2],
+ * flag[4]), so the live region can never reach the part being cut.
  *
  * The worker is created on first use and unref'd (it never keeps the process
  * alive). Its connection exists only during a pass; `StorageDb.close()` waits
@@ -35,13 +47,42 @@ import { createRequire } from 'node:module';
 /** CommonJS source of the worker (eval'd, so it also works from the bundle). */
 const WORKER_SRC = `
 const { parentPort, workerData } = require('node:worker_threads');
+const fs = require('node:fs');
 const Database = require(workerData.sqlite);
 // flag[0]: a pass is in flight; flag[1]: hold (writers wait); flag[2]: the main thread is inside a write;
-// flag[3]: frames in the WAL after the last pass (read by the main thread without waiting for a message).
+// flag[3]: frames in the WAL after the last pass (read by the main thread without waiting for a message);
+// flag[4]: writes the main thread has finished (a counter).
+const CUT_CHUNK = 4 * 1024 * 1024;
+/** Cuts the WAL file down to keepBytes when its live frames (liveBytes) sit well below that; returns bytes cut. */
+function cutTail(wal, flag, liveBytes, keepBytes) {
+  // A restarted WAL writes from its start; one write adds at most a few MiB. Only cut far above the live part.
+  if (liveBytes * 4 > keepBytes) return 0;
+  const writes = Atomics.load(flag, 4);
+  if (Atomics.load(flag, 2) !== 0) return 0;
+  let fd;
+  let cut = 0;
+  try {
+    fd = fs.openSync(wal, 'r+');
+    let size = fs.fstatSync(fd).size;
+    while (size > keepBytes) {
+      // Stop once the main thread writes again: the next pass (after its writes) looks again.
+      if (Atomics.load(flag, 2) !== 0 || Atomics.load(flag, 4) !== writes) break;
+      const to = Math.max(keepBytes, size - CUT_CHUNK);
+      fs.ftruncateSync(fd, to);
+      cut += size - to;
+      size = to;
+    }
+  } catch {
+    /* the WAL is gone (closed) or unreadable: nothing to cut */
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+  return cut;
+}
 parentPort.on('message', (m) => {
   const flag = new Int32Array(m.flag);
   const t0 = performance.now();
-  let out = { id: m.id, log: -1, checkpointed: -1, ms: 0, holdMs: 0, error: '' };
+  let out = { id: m.id, log: -1, checkpointed: -1, ms: 0, holdMs: 0, cutBytes: 0, error: '' };
   let db;
   try {
     db = new Database(m.file, { fileMustExist: true });
@@ -68,6 +109,7 @@ parentPort.on('message', (m) => {
     }
     out.log = r.log;
     out.checkpointed = r.checkpointed;
+    if (!m.close && r.log >= 0 && m.keepBytes > 0) out.cutBytes = cutTail(m.file + '-wal', flag, r.log * (m.pageSize + 24) + 32, m.keepBytes);
     // After a closing pass the next write starts the WAL over.
     Atomics.store(flag, 3, m.close || r.log < 0 ? 0 : r.log);
   } catch (err) {
@@ -89,6 +131,8 @@ export interface CheckpointResult {
   ms: number;
   /** How long writers were held for the closing pass (0 for an ordinary pass). */
   holdMs: number;
+  /** Bytes cut off the WAL file's tail after the pass (the WAL had restarted; see above). */
+  cutBytes: number;
   error: string;
 }
 
@@ -109,6 +153,8 @@ export interface CheckpointClient {
   readonly walFrames: number;
   /** Blocks (Atomics.wait) until no pass is in flight, at most `timeoutMs`. */
   waitIdle(timeoutMs: number): void;
+  /** Main-thread writes finished so far (the worker stops cutting the WAL's tail when it moves). */
+  readonly writes: number;
   /** Stops receiving results; waits for a pass in flight. */
   close(): void;
 }
@@ -169,11 +215,16 @@ export function checkpointWorkerAvailable(): boolean {
  * Registers `file` with the checkpoint worker. `onResult` gets every pass's
  * outcome (on the main thread). Undefined when no worker can run.
  */
-export function checkpointClient(file: string, minIntervalMs: number, onResult: (r: CheckpointResult) => void): CheckpointClient | undefined {
+export function checkpointClient(
+  file: string,
+  minIntervalMs: number,
+  wal: { pageSize: number; keepBytes: number },
+  onResult: (r: CheckpointResult) => void,
+): CheckpointClient | undefined {
   const w = getWorker();
   if (w === undefined) return undefined;
   const id = nextId++;
-  const flagBuf = new SharedArrayBuffer(16);
+  const flagBuf = new SharedArrayBuffer(20);
   const flag = new Int32Array(flagBuf);
   let lastEnd = 0;
   let open = true;
@@ -198,7 +249,7 @@ export function checkpointClient(file: string, minIntervalMs: number, onResult: 
       Atomics.store(flag, 0, 1);
       inFlight.add(flag);
       lastEnd = now; // until the result arrives, do not ask again
-      cur.postMessage({ id, file, flag: flagBuf, close });
+      cur.postMessage({ id, file, flag: flagBuf, close, pageSize: wal.pageSize, keepBytes: wal.keepBytes });
     },
     enterWrite(): void {
       for (;;) {
@@ -215,6 +266,7 @@ export function checkpointClient(file: string, minIntervalMs: number, onResult: 
       }
     },
     exitWrite(): void {
+      Atomics.add(flag, 4, 1);
       Atomics.store(flag, 2, 0);
       Atomics.notify(flag, 2);
     },
@@ -223,6 +275,9 @@ export function checkpointClient(file: string, minIntervalMs: number, onResult: 
     },
     get walFrames(): number {
       return Atomics.load(flag, 3);
+    },
+    get writes(): number {
+      return Atomics.load(flag, 4);
     },
     waitIdle,
     close(): void {

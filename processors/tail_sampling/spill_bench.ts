@@ -16,7 +16,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { jsonToProtobuf } from '../../collector/pdata/otlp-json.js';
 import { scanExportRequest, type Span } from '../../collector/pdata/spans.js';
 import { Telemetry } from '../../collector/telemetry/metrics.js';
@@ -77,6 +77,47 @@ function template(): { bytes: Uint8Array; offsets: number[] } {
   return { bytes, offsets };
 }
 
+/** CPU seconds of this process's main thread and of all its threads, and of the whole machine (busy, /proc/stat). */
+function cpuSnapshot(): { main: number; process: number; machine: number } {
+  const out = { main: 0, process: 0, machine: 0 };
+  try {
+    const hz = 100;
+    for (const tid of fs.readdirSync('/proc/self/task')) {
+      const st = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'latin1');
+      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+      const s = (Number(f[11]) + Number(f[12])) / hz;
+      out.process += s;
+      if (Number(tid) === process.pid) out.main = s;
+    }
+    const cpu = fs.readFileSync('/proc/stat', 'latin1').split('\n')[0].split(/\s+/).slice(1).map(Number);
+    out.machine = (cpu[0] + cpu[1] + cpu[2] + cpu[5] + cpu[6] + cpu[7]) / hz;
+  } catch {
+    /* not Linux */
+  }
+  return out;
+}
+
+/** Cores used over `secs`: main thread, the process's other threads (GC helpers, checkpoint worker), other processes. */
+function cpuDelta(a: ReturnType<typeof cpuSnapshot>, b: ReturnType<typeof cpuSnapshot>, secs: number): Record<string, number> {
+  const main = b.main - a.main;
+  const proc = b.process - a.process;
+  return { main: +(main / secs).toFixed(2), other_threads: +((proc - main) / secs).toFixed(2), other_processes: +((b.machine - a.machine - proc) / secs).toFixed(2) };
+}
+
+/** RssAnon / RssFile of this process in MiB (Linux; 0 elsewhere). */
+function procStatus(): { RssAnon: number; RssFile: number } {
+  const out = { RssAnon: 0, RssFile: 0 };
+  try {
+    for (const line of fs.readFileSync('/proc/self/status', 'utf8').split('\n')) {
+      const m = /^(RssAnon|RssFile):\s+(\d+) kB/.exec(line);
+      if (m) out[m[1] as 'RssAnon' | 'RssFile'] = Math.round(Number(m[2]) / 1024);
+    }
+  } catch {
+    /* not Linux */
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spill-bench-'));
   const tpl = template();
@@ -95,7 +136,10 @@ async function main(): Promise<void> {
   });
   const p = new TailSamplingProcessor({ id: 'tail_sampling', logger: silentLogger(), telemetry: tel, clock }, cfg, next);
   await p.start();
+  const sdb0 = (p as unknown as { spill: TraceSpillStore }).spill.sdb;
+  if (process.argv.includes('--trace-calls')) sdb0.traceCalls = true;
   const rss0 = process.memoryUsage().rss;
+  const tStart = Math.round(performance.now());
   const h = monitorEventLoopDelay({ resolution: 1 });
   h.enable();
   const reqs = Math.ceil(TOTAL / (TRACES_PER_REQ * PER));
@@ -104,6 +148,7 @@ async function main(): Promise<void> {
   let bytesIn = 0;
   let peakRss = 0;
   const t0 = process.hrtime.bigint();
+  const cpu0 = cpuSnapshot();
   for (let r = 0; r < reqs; r++) {
     const copy = new Uint8Array(tpl.bytes);
     // Each trace gets a fresh id: patch the 8 marker bytes of every span with the trace's sequence number.
@@ -129,9 +174,11 @@ async function main(): Promise<void> {
     if (r % 500 === 0) peakRss = Math.max(peakRss, process.memoryUsage().rss);
   }
   const holdSecs = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu1 = cpuSnapshot();
   const holdLoopMaxMs = h.max / 1e6;
   (globalThis as { gc?: () => void }).gc?.();
   const mem = process.memoryUsage();
+  const status = procStatus();
   peakRss = Math.max(peakRss, mem.rss);
   const m = async (name: string) => tel.total(name);
   const onDisk = await m('otelcol_processor_tail_sampling_sampling_spans_on_disk');
@@ -153,6 +200,7 @@ async function main(): Promise<void> {
     clock.t += 1000;
   }
   const decideSecs = Number(process.hrtime.bigint() - t1) / 1e9;
+  const cpu2 = cpuSnapshot();
   const decideLoopMaxMs = h.max / 1e6;
   h.disable();
   const readBack = await m('otelcol_processor_tail_sampling_read_back_spans_total');
@@ -179,6 +227,8 @@ async function main(): Promise<void> {
       rss_mib_baseline: Math.round(rss0 / 2 ** 20),
       rss_mib: Math.round(mem.rss / 2 ** 20),
       rss_mib_peak: Math.round(peakRss / 2 ** 20),
+      rss_anon_mib: status.RssAnon,
+      rss_file_mib: status.RssFile,
       heap_used_mib: Math.round(mem.heapUsed / 2 ** 20),
       heap_total_mib: Math.round(mem.heapTotal / 2 ** 20),
       external_mib: Math.round(mem.external / 2 ** 20),
@@ -186,6 +236,7 @@ async function main(): Promise<void> {
       event_loop_max_ms: +holdLoopMaxMs.toFixed(1),
       longest_storage_write_ms: +longestWriteHold.toFixed(1),
       storage_calls: holdCalls,
+      cpu_cores: cpuDelta(cpu0, cpu1, holdSecs),
     },
     decide: {
       seconds: +decideSecs.toFixed(2),
@@ -194,10 +245,12 @@ async function main(): Promise<void> {
       read_back_mb_per_sec: +(spilledBytes / 1e6 / decideSecs).toFixed(1),
       forwarded_spans: forwarded,
       event_loop_max_ms: +decideLoopMaxMs.toFixed(1),
+      cpu_cores: cpuDelta(cpu1, cpu2, decideSecs),
     },
     // Every storage call of the run (writes, reads, main-thread checkpoints): each blocked the event loop that long.
     storage_calls: { count: ct.count, p99_ms: +ct.quantile(0.99).toFixed(1), p999_ms: +ct.quantile(0.999).toFixed(1), max_ms: +ct.maxMs.toFixed(1), over_20ms: ct.over(20) },
     checkpoints: spillStore.sdb.checkpoints,
+    slow_calls: sdb0.slowCalls.map((c) => ({ ...c, atMs: c.atMs - tStart })),
     longest_storage_call_ms: +Math.max(spillStore.sdb.longestWriteMs, spillStore.sdb.longestReadMs).toFixed(1),
   };
   await p.shutdown();
