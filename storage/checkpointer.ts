@@ -32,8 +32,9 @@
  * the worker cuts the file's tail itself, 4 MiB per ftruncate (each ~1 ms: a
  * write on the main thread waits for at most one, on the inode lock). The tail
  * holds no live frames: live frames sit at the start of a restarted WAL, and the
- * worker stops as soon as the main thread starts or finishes a write (flag[2],
- * flag[4]), so the live region can never reach the part being cut.
+ * worker cuts only after a pass during which the main thread did not write, and
+ * stops as soon as it starts or finishes one (flag[2], flag[4]), so the live
+ * region cannot have grown past what the pass saw (a quarter of the cap at most).
  *
  * The worker is created on first use and unref'd (it never keeps the process
  * alive). Its connection exists only during a pass; `StorageDb.close()` waits
@@ -53,20 +54,23 @@ const Database = require(workerData.sqlite);
 // flag[3]: frames in the WAL after the last pass (read by the main thread without waiting for a message);
 // flag[4]: writes the main thread has finished (a counter).
 const CUT_CHUNK = 4 * 1024 * 1024;
-/** Cuts the WAL file down to keepBytes when its live frames (liveBytes) sit well below that; returns bytes cut. */
-function cutTail(wal, flag, liveBytes, keepBytes) {
-  // A restarted WAL writes from its start; one write adds at most a few MiB. Only cut far above the live part.
-  if (liveBytes * 4 > keepBytes) return 0;
-  const writes = Atomics.load(flag, 4);
-  if (Atomics.load(flag, 2) !== 0) return 0;
+/**
+ * Cuts the WAL file down to keepBytes when its live frames (liveBytes, as the pass read them) sit well
+ * below that; returns bytes cut. writes0: the main thread's write counter before the pass began, or -1
+ * when a write was in progress then. Any write since (begun or finished) means the live part may have
+ * grown past what the pass saw: no cut.
+ */
+function cutTail(wal, flag, writes0, liveBytes, keepBytes) {
+  if (writes0 < 0 || liveBytes * 4 > keepBytes) return 0;
+  const quiet = () => Atomics.load(flag, 2) === 0 && Atomics.load(flag, 4) === writes0;
+  if (!quiet()) return 0;
   let fd;
   let cut = 0;
   try {
     fd = fs.openSync(wal, 'r+');
     let size = fs.fstatSync(fd).size;
-    while (size > keepBytes) {
-      // Stop once the main thread writes again: the next pass (after its writes) looks again.
-      if (Atomics.load(flag, 2) !== 0 || Atomics.load(flag, 4) !== writes) break;
+    // Stop once the main thread writes again: a later quiet pass looks again.
+    while (size > keepBytes && quiet()) {
       const to = Math.max(keepBytes, size - CUT_CHUNK);
       fs.ftruncateSync(fd, to);
       cut += size - to;
@@ -82,6 +86,8 @@ function cutTail(wal, flag, liveBytes, keepBytes) {
 parentPort.on('message', (m) => {
   const flag = new Int32Array(m.flag);
   const t0 = performance.now();
+  // Before the pass reads the WAL's size: flag[2] first, so a write that begins after it shows in one of the two.
+  const writes0 = Atomics.load(flag, 2) === 0 ? Atomics.load(flag, 4) : -1;
   let out = { id: m.id, log: -1, checkpointed: -1, ms: 0, holdMs: 0, cutBytes: 0, error: '' };
   let db;
   try {
@@ -109,7 +115,7 @@ parentPort.on('message', (m) => {
     }
     out.log = r.log;
     out.checkpointed = r.checkpointed;
-    if (!m.close && r.log >= 0 && m.keepBytes > 0) out.cutBytes = cutTail(m.file + '-wal', flag, r.log * (m.pageSize + 24) + 32, m.keepBytes);
+    if (!m.close && r.log >= 0 && m.keepBytes > 0) out.cutBytes = cutTail(m.file + '-wal', flag, writes0, r.log * (m.pageSize + 24) + 32, m.keepBytes);
     // After a closing pass the next write starts the WAL over.
     Atomics.store(flag, 3, m.close || r.log < 0 ? 0 : r.log);
   } catch (err) {
