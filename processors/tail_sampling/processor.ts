@@ -46,7 +46,8 @@ import { adjustedCount, incomingThreshold, MAX_TH, thresholdForProbability, with
  * STORAGE_CALL_TARGET_MS (2-8 ms): a large file with random trace ids costs
  * more per trace. Small calls keep a preemption or a GC pause inside one call
  * from adding up to the 20 ms goal (1 MiB and 8 ms: calls of 4-16 ms, maxima
- * 13-21 ms over 8 runs of the spill bench; 512 KiB and 4 ms: 11-17 ms).
+ * 13-21 ms over 8 runs of the spill bench; 512 KiB and 4 ms: 10-19 ms in 14 of
+ * 15 runs, see BENCHMARKS.md, issue 6).
  */
 const SPILL_BATCH_MIN = 32 * 1024;
 const SPILL_BATCH_MAX = 512 * 1024;
