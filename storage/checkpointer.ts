@@ -21,7 +21,20 @@
  * HOLD_WAIT_MAX_MS; that wait is the only time the event loop waits for a
  * checkpoint. If the pass takes longer (a slow fsync), the write goes ahead and
  * the WAL starts over after a later closing pass instead. Otherwise the next
- * write restarts the WAL (`journal_size_limit` truncates it).
+ * write restarts the WAL.
+ *
+ * The WAL file is never truncated inside a write on the event loop (the main
+ * connection has `journal_size_limit = -1`): freeing blocks that a checkpoint
+ * fsynced costs ~0.2 ms per MiB here, and a write that restarted a WAL which had
+ * overshot the cap under non-stop writes spent 10-20 ms (up to 136 ms) in that
+ * ftruncate: the longest storage calls measured. Instead, when a pass finds the
+ * WAL restarted (few frames in use) but its file still longer than `keepBytes`,
+ * the worker cuts the file's tail itself, 4 MiB per ftruncate (each ~1 ms: a
+ * write on the main thread waits for at most one, on the inode lock). The tail
+ * holds no live frames: live frames sit at the start of a restarted WAL, and the
+ * worker cuts only after a pass during which the main thread did not write, and
+ * stops as soon as it starts or finishes one (flag[2], flag[4]), so the live
+ * region cannot have grown past what the pass saw (a quarter of the cap at most).
  *
  * The worker is created on first use and unref'd (it never keeps the process
  * alive). Its connection exists only during a pass; `StorageDb.close()` waits
@@ -35,13 +48,47 @@ import { createRequire } from 'node:module';
 /** CommonJS source of the worker (eval'd, so it also works from the bundle). */
 const WORKER_SRC = `
 const { parentPort, workerData } = require('node:worker_threads');
+const fs = require('node:fs');
 const Database = require(workerData.sqlite);
 // flag[0]: a pass is in flight; flag[1]: hold (writers wait); flag[2]: the main thread is inside a write;
-// flag[3]: frames in the WAL after the last pass (read by the main thread without waiting for a message).
+// flag[3]: frames in the WAL after the last pass (read by the main thread without waiting for a message);
+// flag[4]: writes the main thread has finished (a counter).
+const CUT_CHUNK = 4 * 1024 * 1024;
+/**
+ * Cuts the WAL file down to keepBytes when its live frames (liveBytes, as the pass read them) sit well
+ * below that; returns bytes cut. writes0: the main thread's write counter before the pass began, or -1
+ * when a write was in progress then. Any write since (begun or finished) means the live part may have
+ * grown past what the pass saw: no cut.
+ */
+function cutTail(wal, flag, writes0, liveBytes, keepBytes) {
+  if (writes0 < 0 || liveBytes * 4 > keepBytes) return 0;
+  const quiet = () => Atomics.load(flag, 2) === 0 && Atomics.load(flag, 4) === writes0;
+  if (!quiet()) return 0;
+  let fd;
+  let cut = 0;
+  try {
+    fd = fs.openSync(wal, 'r+');
+    let size = fs.fstatSync(fd).size;
+    // Stop once the main thread writes again: a later quiet pass looks again.
+    while (size > keepBytes && quiet()) {
+      const to = Math.max(keepBytes, size - CUT_CHUNK);
+      fs.ftruncateSync(fd, to);
+      cut += size - to;
+      size = to;
+    }
+  } catch {
+    /* the WAL is gone (closed) or unreadable: nothing to cut */
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+  return cut;
+}
 parentPort.on('message', (m) => {
   const flag = new Int32Array(m.flag);
   const t0 = performance.now();
-  let out = { id: m.id, log: -1, checkpointed: -1, ms: 0, holdMs: 0, error: '' };
+  // Before the pass reads the WAL's size: flag[2] first, so a write that begins after it shows in one of the two.
+  const writes0 = Atomics.load(flag, 2) === 0 ? Atomics.load(flag, 4) : -1;
+  let out = { id: m.id, log: -1, checkpointed: -1, ms: 0, holdMs: 0, cutBytes: 0, error: '' };
   let db;
   try {
     db = new Database(m.file, { fileMustExist: true });
@@ -68,6 +115,7 @@ parentPort.on('message', (m) => {
     }
     out.log = r.log;
     out.checkpointed = r.checkpointed;
+    if (!m.close && r.log >= 0 && m.keepBytes > 0) out.cutBytes = cutTail(m.file + '-wal', flag, writes0, r.log * (m.pageSize + 24) + 32, m.keepBytes);
     // After a closing pass the next write starts the WAL over.
     Atomics.store(flag, 3, m.close || r.log < 0 ? 0 : r.log);
   } catch (err) {
@@ -89,6 +137,8 @@ export interface CheckpointResult {
   ms: number;
   /** How long writers were held for the closing pass (0 for an ordinary pass). */
   holdMs: number;
+  /** Bytes cut off the WAL file's tail after the pass (the WAL had restarted; see above). */
+  cutBytes: number;
   error: string;
 }
 
@@ -109,6 +159,8 @@ export interface CheckpointClient {
   readonly walFrames: number;
   /** Blocks (Atomics.wait) until no pass is in flight, at most `timeoutMs`. */
   waitIdle(timeoutMs: number): void;
+  /** Main-thread writes finished so far (the worker stops cutting the WAL's tail when it moves). */
+  readonly writes: number;
   /** Stops receiving results; waits for a pass in flight. */
   close(): void;
 }
@@ -172,11 +224,16 @@ export function checkpointWorkerAvailable(): boolean {
  * Registers `file` with the checkpoint worker. `onResult` gets every pass's
  * outcome (on the main thread). Undefined when no worker can run.
  */
-export function checkpointClient(file: string, minIntervalMs: number, onResult: (r: CheckpointResult) => void): CheckpointClient | undefined {
+export function checkpointClient(
+  file: string,
+  minIntervalMs: number,
+  wal: { pageSize: number; keepBytes: number },
+  onResult: (r: CheckpointResult) => void,
+): CheckpointClient | undefined {
   const w = getWorker();
   if (w === undefined) return undefined;
   const id = nextId++;
-  const flagBuf = new SharedArrayBuffer(16);
+  const flagBuf = new SharedArrayBuffer(20);
   const flag = new Int32Array(flagBuf);
   let lastEnd = 0;
   let open = true;
@@ -201,7 +258,7 @@ export function checkpointClient(file: string, minIntervalMs: number, onResult: 
       Atomics.store(flag, 0, 1);
       inFlight.add(flag);
       lastEnd = now; // until the result arrives, do not ask again
-      cur.postMessage({ id, file, flag: flagBuf, close });
+      cur.postMessage({ id, file, flag: flagBuf, close, pageSize: wal.pageSize, keepBytes: wal.keepBytes });
     },
     enterWrite(): void {
       for (;;) {
@@ -218,6 +275,7 @@ export function checkpointClient(file: string, minIntervalMs: number, onResult: 
       }
     },
     exitWrite(): void {
+      Atomics.add(flag, 4, 1);
       Atomics.store(flag, 2, 0);
       Atomics.notify(flag, 2);
     },
@@ -226,6 +284,9 @@ export function checkpointClient(file: string, minIntervalMs: number, onResult: 
     },
     get walFrames(): number {
       return Atomics.load(flag, 3);
+    },
+    get writes(): number {
+      return Atomics.load(flag, 4);
     },
     waitIdle,
     close(): void {

@@ -163,6 +163,41 @@ describe('opening the database', () => {
     expect(again.traceCount).toBe(spans.length);
   });
 
+  it('never truncates the WAL inside a write: the worker cuts a grown WAL back to the cap after it restarted', async () => {
+    const sdb = StorageDb.open(
+      { directory: dir, file: 'wal.sqlite', sync: 'normal', logger: silentLogger, telemetry, component: 't', walCapBytes: 1 << 20, checkOnOpen: false },
+      { store: 'blobs', version: 1, create: ['CREATE TABLE blobs (id INTEGER PRIMARY KEY, b BLOB NOT NULL)'] },
+    );
+    toClose.push(sdb);
+    expect(sdb.db.pragma('journal_size_limit', { simple: true })).toBe(-1);
+    const ins = sdb.db.prepare('INSERT INTO blobs (b) VALUES (?)');
+    const put = sdb.db.transaction((n: number) => {
+      for (let i = 0; i < n; i++) ins.run(Buffer.alloc(16 * 1024, i & 255));
+    });
+    const wal = path.join(dir, 'wal.sqlite-wal');
+    // One 8 MiB transaction: the WAL file grows to 8 x the cap.
+    sdb.write(put, 512);
+    expect(fs.statSync(wal).size).toBeGreaterThan(8 << 20);
+    // Small writes: once a pass has copied everything, the next write restarts the WAL at its start,
+    // and the pass after that finds few live frames in a long file and cuts its tail.
+    for (let i = 0; i < 40 && sdb.checkpoints.walCuts === 0; i++) {
+      await new Promise((r) => setTimeout(r, 60));
+      sdb.write(put, 1);
+    }
+    for (let i = 0; i < 20 && fs.statSync(wal).size > 1 << 20; i++) await new Promise((r) => setTimeout(r, 60));
+    expect(sdb.checkpoints.walCuts).toBeGreaterThan(0);
+    expect(fs.statSync(wal).size).toBeLessThanOrEqual(1 << 20);
+    // Nothing live was cut: every row is there, now and after a reopen.
+    sdb.write(put, 3);
+    const rows = sdb.db.prepare('SELECT count(*) FROM blobs').pluck().get() as number;
+    expect(rows).toBeGreaterThan(512);
+    expect(sdb.db.pragma('integrity_check', { simple: true })).toBe('ok');
+    sdb.close();
+    const again = new Database(path.join(dir, 'wal.sqlite'), { readonly: true });
+    expect(again.prepare('SELECT count(*) FROM blobs').pluck().get()).toBe(rows);
+    again.close();
+  });
+
   it('with sync: full, deleting taken traces is not fsynced and the connection stays FULL', () => {
     const s = openSpill();
     const spans = makeSpans([{ traceId: traceIdHex(), spanId: 'b000000000000001' }]);

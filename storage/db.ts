@@ -128,7 +128,10 @@ export interface OpenOptions {
   walAutocheckpointPages?: number;
   /** 'worker' (default): checkpoints run in a worker thread; 'auto': SQLite's automatic checkpoint inside writes. */
   checkpoint?: 'worker' | 'auto';
-  /** Past this WAL size a closing checkpoint lets the WAL start over; also its size limit on disk (default 32 MiB). */
+  /**
+   * Past this WAL size a closing checkpoint lets the WAL start over (default 32 MiB); a WAL file that
+   * grew longer is cut back to it by the checkpoint worker once the WAL restarted.
+   */
   walCapBytes?: number;
   /** Run `PRAGMA quick_check` at open (default true; costs a read of the file). */
   checkOnOpen?: boolean;
@@ -236,6 +239,28 @@ export class CallTimes {
   }
 }
 
+/** One storage call that took longer than `StorageDb.slowCallMs`, with what was going on (benches, diagnosis). */
+export interface SlowCall {
+  /** What the store said the call was (`describeNext`), e.g. 'spill', 'delete', 'take'. */
+  label: string;
+  rows: number;
+  bytes: number;
+  ms: number;
+  /** Of `ms`, time spent waiting for a closing checkpoint pass to release writers. */
+  holdWaitMs: number;
+  /** A worker checkpoint pass was in flight when the call started / ended. */
+  ckptBusy: boolean;
+  ckptBusyEnd: boolean;
+  /** WAL file size before and after the call (-1 unless `traceCalls`). */
+  walBefore: number;
+  walAfter: number;
+  /** Of `ms`, time the thread ran on a CPU and time it waited for one (from /proc/thread-self/schedstat; -1 unless `traceCalls`). */
+  cpuMs: number;
+  runqMs: number;
+  /** performance.now() at the start of the call. */
+  atMs: number;
+}
+
 /** Checkpoint bookkeeping of one file (for benches and tests). */
 export interface CheckpointStats {
   /** Passes run by the worker, and their longest duration (off the event loop). */
@@ -246,6 +271,9 @@ export interface CheckpointStats {
   longestHoldMs: number;
   /** Largest WAL seen after a pass, in frames (pages). */
   maxWalFrames: number;
+  /** Passes that cut the WAL file's tail back to the cap, and the bytes cut. */
+  walCuts: number;
+  walCutBytes: number;
 }
 
 export class StorageDb {
@@ -259,7 +287,16 @@ export class StorageDb {
   longestReadMs = 0;
   /** Every timed call (writes, reads, main-thread checkpoints). */
   readonly callTimes = new CallTimes();
-  readonly checkpoints: CheckpointStats = { workerPasses: 0, workerLongestMs: 0, closingPasses: 0, longestHoldMs: 0, maxWalFrames: 0 };
+  readonly checkpoints: CheckpointStats = { workerPasses: 0, workerLongestMs: 0, closingPasses: 0, longestHoldMs: 0, maxWalFrames: 0, walCuts: 0, walCutBytes: 0 };
+  /** Calls longer than `slowCallMs` (the first 64), with their context. */
+  readonly slowCalls: SlowCall[] = [];
+  slowCallMs = 10;
+  /** Stat the WAL and read the thread's scheduler times around every call, for `slowCalls` (benches only: syscalls per call). */
+  traceCalls = false;
+  private sched0 = [0, 0];
+  private nextLabel = '';
+  private nextRows = 0;
+  private nextBytes = 0;
   private readonly ckpt: CheckpointClient | undefined;
   private readonly walCapFrames: number;
   private ckptErrorLogged = false;
@@ -279,7 +316,9 @@ export class StorageDb {
     this.diskFullChild = m.diskFull.labels(opts.component, opts.file);
     this.writeSecondsChild = m.writeSeconds.labels(opts.component, opts.file);
     this.walCapFrames = Math.max(64, Math.floor(walCapBytes(opts) / this.pageSize));
-    this.ckpt = workerCheckpoints(opts) ? checkpointClient(file, CHECKPOINT_MIN_INTERVAL_MS, (r) => this.onCheckpoint(r)) : undefined;
+    this.ckpt = workerCheckpoints(opts)
+      ? checkpointClient(file, CHECKPOINT_MIN_INTERVAL_MS, { pageSize: this.pageSize, keepBytes: walCapBytes(opts) }, (r) => this.onCheckpoint(r))
+      : undefined;
     if (this.ckpt === undefined && workerCheckpoints(opts)) {
       // The worker could not start after all: let SQLite checkpoint inside writes.
       db.pragma(`wal_autocheckpoint = ${Math.max(16, (opts.walAutocheckpointPages ?? 256) | 0)}`);
@@ -291,6 +330,10 @@ export class StorageDb {
     c.workerPasses++;
     if (r.ms > c.workerLongestMs) c.workerLongestMs = r.ms;
     if (r.log > c.maxWalFrames) c.maxWalFrames = r.log;
+    if (r.cutBytes > 0) {
+      c.walCuts++;
+      c.walCutBytes += r.cutBytes;
+    }
     if (r.holdMs > 0) {
       c.closingPasses++;
       if (r.holdMs > c.longestHoldMs) c.longestHoldMs = r.holdMs;
@@ -349,14 +392,67 @@ export class StorageDb {
     }
   }
 
+  /** Names the next call for `slowCalls` (what it is, how many rows and bytes). */
+  describeNext(label: string, rows: number, bytes: number): void {
+    this.nextLabel = label;
+    this.nextRows = rows;
+    this.nextBytes = bytes;
+  }
+
+  /** [on-CPU ns, run-queue wait ns] of the calling thread. */
+  private static schedstat(): number[] {
+    try {
+      const f = fs.readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ');
+      return [Number(f[0]), Number(f[1])];
+    } catch {
+      return [-1e6, -1e6];
+    }
+  }
+
+  private walSize(): number {
+    try {
+      return fs.statSync(this.path + '-wal').size;
+    } catch {
+      return 0;
+    }
+  }
+
+  private noteCall(t0: number, ms: number, holdWaitMs: number, ckptBusy: boolean, walBefore: number): void {
+    this.callTimes.record(ms);
+    if (ms >= this.slowCallMs && this.slowCalls.length < 64) {
+      const s1 = this.traceCalls ? StorageDb.schedstat() : [-1e6, -1e6];
+      this.slowCalls.push({
+        label: this.nextLabel,
+        rows: this.nextRows,
+        bytes: this.nextBytes,
+        ms: +ms.toFixed(2),
+        holdWaitMs: +holdWaitMs.toFixed(2),
+        ckptBusy,
+        ckptBusyEnd: this.ckpt?.busy ?? false,
+        walBefore,
+        walAfter: this.traceCalls ? this.walSize() : -1,
+        cpuMs: this.traceCalls ? +((s1[0] - this.sched0[0]) / 1e6).toFixed(2) : -1,
+        runqMs: this.traceCalls ? +((s1[1] - this.sched0[1]) / 1e6).toFixed(2) : -1,
+        atMs: Math.round(t0),
+      });
+    }
+    this.nextLabel = '';
+    this.nextRows = 0;
+    this.nextBytes = 0;
+  }
+
   /**
    * Runs a write transaction function (made with `db.transaction`) and maps
    * failures: no space -> DiskFullError, anything else -> StorageError.
    */
   write<A extends unknown[], R>(txn: (...args: A) => R, ...args: A): R {
     if (this.closed) throw new StorageError('ERR_STORAGE_CLOSED', `storage: ${this.path} is closed`);
+    const walBefore = this.traceCalls ? this.walSize() : -1;
+    if (this.traceCalls) this.sched0 = StorageDb.schedstat();
+    const ckptBusy = this.ckpt?.busy ?? false;
     const t0 = performance.now();
     this.ckpt?.enterWrite();
+    const holdWaitMs = performance.now() - t0;
     try {
       const fault = this.faultHook?.();
       if (fault !== undefined) throw fault;
@@ -375,7 +471,7 @@ export class StorageDb {
       const ms = performance.now() - t0;
       if (ms > this.longestWriteMs) this.longestWriteMs = ms;
       this.writeSecondsChild.observe(ms / 1000);
-      this.callTimes.record(ms);
+      this.noteCall(t0, ms, holdWaitMs, ckptBusy, walBefore);
       if (!this.closed) this.afterWrite();
     }
   }
@@ -408,6 +504,9 @@ export class StorageDb {
   /** Times a read call (they block the loop too) and maps failures. */
   read<R>(fn: () => R): R {
     if (this.closed) throw new StorageError('ERR_STORAGE_CLOSED', `storage: ${this.path} is closed`);
+    const walBefore = this.traceCalls ? this.walSize() : -1;
+    if (this.traceCalls) this.sched0 = StorageDb.schedstat();
+    const ckptBusy = this.ckpt?.busy ?? false;
     const t0 = performance.now();
     try {
       return fn();
@@ -416,7 +515,7 @@ export class StorageDb {
     } finally {
       const ms = performance.now() - t0;
       if (ms > this.longestReadMs) this.longestReadMs = ms;
-      this.callTimes.record(ms);
+      this.noteCall(t0, ms, 0, ckptBusy, walBefore);
     }
   }
 
@@ -490,9 +589,12 @@ function openAndPrepare(file: string, opts: OpenOptions, schema: StoreSchema): D
     db.pragma('temp_store = FILE');
     // Checkpoints run in the worker (StorageDb.afterWrite); 0 turns off the automatic one inside writes.
     db.pragma(`wal_autocheckpoint = ${workerCheckpoints(opts) ? 0 : Math.max(16, (opts.walAutocheckpointPages ?? 256) | 0)}`);
-    // When the WAL starts over it is truncated to at most this size. With worker checkpoints the
-    // limit is the WAL cap: truncating a large WAL (dropping its cached pages) took tens of ms inside a write.
-    db.pragma(`journal_size_limit = ${workerCheckpoints(opts) ? walCapBytes(opts) : 4 * 1024 * 1024}`);
+    // When the WAL starts over, SQLite truncates it to journal_size_limit inside that write, on the event
+    // loop. Freeing blocks that a checkpoint has fsynced costs ~0.2 ms per MiB on this disk (10-20 ms, up
+    // to 136 ms, for a WAL that overshot the cap under non-stop writes: the longest calls of the spill
+    // bench). With worker checkpoints this connection never truncates (-1) and the worker cuts the
+    // file back to the cap in small steps after a restart (checkpointer.ts).
+    db.pragma(`journal_size_limit = ${workerCheckpoints(opts) ? -1 : 4 * 1024 * 1024}`);
     if (opts.maxFileBytes !== undefined && opts.maxFileBytes > 0) {
       const ps = db.pragma('page_size', { simple: true }) as number;
       db.pragma(`max_page_count = ${Math.max(64, Math.ceil(opts.maxFileBytes / ps))}`);

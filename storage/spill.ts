@@ -307,6 +307,7 @@ export class TraceSpillStore {
       const tids = new Array<Buffer>(traces.length);
       for (let i = 0; i < traces.length; i++) tids[i] = Buffer.from(traces[i].traceId, 'hex');
       seqs = new Array<number>(traces.length);
+      this.sdb.describeNext('spill', traces.length + this.pendingDeleteRows, bytes);
       const added = this.sdb.write(this.spillTxn, traces, bodies, tids, seqs);
       this.used += bytes + newHeaderBytes;
       this.headersUsed += newHeaderBytes;
@@ -342,6 +343,7 @@ export class TraceSpillStore {
     const tid = Buffer.from(traceId, 'hex');
     const bodies: Buffer[] = [];
     const seqs: number[] = [];
+    this.sdb.describeNext('take', 1, 0);
     this.sdb.read(() => {
       let seq = lastSeq ?? this.lastSeqOf(tid);
       while (seq > 0) {
@@ -395,6 +397,7 @@ export class TraceSpillStore {
   dueBefore(ms: number, limit: number): string[] {
     // A trace spilled in several parts has several rows; taken ones are still there until the flush.
     const want = 2 * limit + this.pendingDeleteRows;
+    this.sdb.describeNext('due', want, 0);
     const rows = this.sdb.read(() => this.st.selDue.all(ms, want) as Buffer[]);
     const out: string[] = [];
     const seen = new Set<string>();
@@ -428,6 +431,7 @@ export class TraceSpillStore {
     }
     if (this.pendingDeletes.size === 0 || this.sdb.isClosed) return;
     try {
+      this.sdb.describeNext('delete', this.pendingDeleteRows, 0);
       // Not fsynced under sync: full: lost in a power cut, these deletes only make decided traces come back.
       this.sdb.writeRelaxed(this.flushTxn);
       this.afterDeletesApplied();

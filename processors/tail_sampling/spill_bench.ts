@@ -1,6 +1,7 @@
 /**
  * Storage scenario for the tail_sampling disk spill (no network):
  *   node --expose-gc dist/processors/tail_sampling/spill_bench.js [--spans 3000000] [--per-trace 10] [--sync normal|full] [--memory 67108864]
+ *     [--trace-calls] [--smaps FILE]
  *
  * 1. hold: feeds N spans (traces of `per-trace` spans, 100 traces a request)
  *    through consume() with a long decision_wait, so everything stays
@@ -10,14 +11,17 @@
  *    every trace is decided (as in steady state): read-back spans/s and MB/s.
  * Throughout, `perf_hooks.monitorEventLoopDelay` records the event loop's
  * longest stall (load is offered one request per event-loop turn), and the
- * storage layer reports its longest single SQLite call.
+ * storage layer reports every SQLite call's duration and, for calls over 10 ms,
+ * what they were (`slow_calls`; `--trace-calls` adds WAL sizes and the thread's
+ * on-CPU / run-queue time per slow call, at a cost per call). `--smaps FILE`
+ * writes /proc/self/smaps at the hold point (where the memory is).
  * Prints one JSON line.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { jsonToProtobuf } from '../../collector/pdata/otlp-json.js';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { WireWriter, WIRE_I64, WIRE_VARINT } from '../../collector/pdata/wire.js';
 import { scanExportRequest, type Span } from '../../collector/pdata/spans.js';
 import { Telemetry } from '../../collector/telemetry/metrics.js';
 import { silentLogger } from '../../collector/telemetry/logger.js';
@@ -36,45 +40,110 @@ const SYNC = arg('--sync', 'normal') as 'normal' | 'full';
 const MEMORY = Number(arg('--memory', String(64 * 1024 * 1024)));
 const TRACES_PER_REQ = 100;
 
-/** A request template whose trace ids are patched per copy (offsets found once). */
+/** A KeyValue with a string value as field `fieldNo`. */
+function stringAttr(w: WireWriter, fieldNo: number, key: string, value: string): void {
+  const kv = w.beginLen(fieldNo);
+  w.stringField(1, key);
+  const v = w.beginLen(2);
+  w.stringField(1, value);
+  w.endLen(v);
+  w.endLen(kv);
+}
+
+/**
+ * A request template whose trace ids are patched per copy (offsets found once).
+ * Encoded here with the collector's own writer: the OTLP/JSON converter would
+ * load protobufjs, ~9 MiB of RSS the collector does not carry (it loads it
+ * only for OTLP/JSON input), into the process whose RSS this bench reports.
+ */
 function template(): { bytes: Uint8Array; offsets: number[] } {
-  const spans: unknown[] = [];
+  const w = new WireWriter(TRACES_PER_REQ * PER * 300);
+  const rs = w.beginLen(1); // ResourceSpans
+  const res = w.beginLen(1); // Resource
+  stringAttr(w, 1, 'service.name', 'checkout');
+  stringAttr(w, 1, 'k8s.pod.name', 'checkout-7d9f-abcde');
+  w.endLen(res);
+  const ss = w.beginLen(2); // ScopeSpans
+  const scope = w.beginLen(1);
+  w.stringField(1, 'bench');
+  w.stringField(2, '1');
+  w.endLen(scope);
+  const hex = (s: string) => Buffer.from(s, 'hex');
   for (let t = 0; t < TRACES_PER_REQ; t++) {
-    const traceId = 'f0e1d2c3' + t.toString(16).padStart(8, '0') + 'a5a5a5a5a5a5a5a5';
+    const traceId = hex('f0e1d2c3' + t.toString(16).padStart(8, '0') + 'a5a5a5a5a5a5a5a5');
     for (let k = 0; k < PER; k++) {
       const start = BigInt(1_700_000_000_000 + k) * 1_000_000n;
-      spans.push({
-        traceId,
-        spanId: (t * 64 + k + 1).toString(16).padStart(16, '0'),
-        parentSpanId: k === 0 ? '' : (t * 64 + 1).toString(16).padStart(16, '0'),
-        name: k === 0 ? 'GET /checkout' : `SELECT items ${k}`,
-        kind: k === 0 ? 2 : 3,
-        startTimeUnixNano: start.toString(),
-        endTimeUnixNano: (start + 5_000_000n).toString(),
-        attributes: [
-          { key: 'http.route', value: { stringValue: '/checkout' } },
-          { key: 'http.request.method', value: { stringValue: 'GET' } },
-          { key: 'db.system', value: { stringValue: 'postgresql' } },
-          { key: 'db.query.text', value: { stringValue: 'SELECT * FROM items WHERE cart_id = $1 AND tenant = $2 LIMIT 100' } },
-        ],
-        status: { code: k === 0 && t % 50 === 0 ? 2 : 0 },
-      });
+      const span = w.beginLen(2);
+      w.bytesField(1, traceId);
+      w.bytesField(2, hex((t * 64 + k + 1).toString(16).padStart(16, '0')));
+      if (k > 0) w.bytesField(4, hex((t * 64 + 1).toString(16).padStart(16, '0')));
+      w.stringField(5, k === 0 ? 'GET /checkout' : `SELECT items ${k}`);
+      w.tag(6, WIRE_VARINT);
+      w.uint32(k === 0 ? 2 : 3);
+      w.tag(7, WIRE_I64);
+      w.fixed64BigInt(start);
+      w.tag(8, WIRE_I64);
+      w.fixed64BigInt(start + 5_000_000n);
+      stringAttr(w, 9, 'http.route', '/checkout');
+      stringAttr(w, 9, 'http.request.method', 'GET');
+      stringAttr(w, 9, 'db.system', 'postgresql');
+      stringAttr(w, 9, 'db.query.text', 'SELECT * FROM items WHERE cart_id = $1 AND tenant = $2 LIMIT 100');
+      const status = w.beginLen(15);
+      w.tag(3, WIRE_VARINT);
+      w.uint32(k === 0 && t % 50 === 0 ? 2 : 0);
+      w.endLen(status);
+      w.endLen(span);
     }
   }
-  const body = {
-    resourceSpans: [
-      {
-        resource: { attributes: [{ key: 'service.name', value: { stringValue: 'checkout' } }, { key: 'k8s.pod.name', value: { stringValue: 'checkout-7d9f-abcde' } }] },
-        scopeSpans: [{ scope: { name: 'bench', version: '1' }, spans }],
-      },
-    ],
-  };
-  const bytes = jsonToProtobuf(JSON.stringify(body));
+  w.endLen(ss);
+  w.endLen(rs);
+  const bytes = w.finish().slice();
   const marker = Buffer.from('a5a5a5a5a5a5a5a5', 'hex');
   const offsets: number[] = [];
   const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
   for (let i = b.indexOf(marker); i >= 0; i = b.indexOf(marker, i + 1)) offsets.push(i);
   return { bytes, offsets };
+}
+
+/** CPU seconds of this process's main thread and of all its threads, and of the whole machine (busy, /proc/stat). */
+function cpuSnapshot(): { main: number; process: number; machine: number } {
+  const out = { main: 0, process: 0, machine: 0 };
+  try {
+    const hz = 100;
+    for (const tid of fs.readdirSync('/proc/self/task')) {
+      const st = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'latin1');
+      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+      const s = (Number(f[11]) + Number(f[12])) / hz;
+      out.process += s;
+      if (Number(tid) === process.pid) out.main = s;
+    }
+    const cpu = fs.readFileSync('/proc/stat', 'latin1').split('\n')[0].split(/\s+/).slice(1).map(Number);
+    out.machine = (cpu[0] + cpu[1] + cpu[2] + cpu[5] + cpu[6] + cpu[7]) / hz;
+  } catch {
+    /* not Linux */
+  }
+  return out;
+}
+
+/** Cores used over `secs`: main thread, the process's other threads (GC helpers, checkpoint worker), other processes. */
+function cpuDelta(a: ReturnType<typeof cpuSnapshot>, b: ReturnType<typeof cpuSnapshot>, secs: number): Record<string, number> {
+  const main = b.main - a.main;
+  const proc = b.process - a.process;
+  return { main: +(main / secs).toFixed(2), other_threads: +((proc - main) / secs).toFixed(2), other_processes: +((b.machine - a.machine - proc) / secs).toFixed(2) };
+}
+
+/** RssAnon / RssFile of this process in MiB (Linux; 0 elsewhere). */
+function procStatus(): { RssAnon: number; RssFile: number } {
+  const out = { RssAnon: 0, RssFile: 0 };
+  try {
+    for (const line of fs.readFileSync('/proc/self/status', 'utf8').split('\n')) {
+      const m = /^(RssAnon|RssFile):\s+(\d+) kB/.exec(line);
+      if (m) out[m[1] as 'RssAnon' | 'RssFile'] = Math.round(Number(m[2]) / 1024);
+    }
+  } catch {
+    /* not Linux */
+  }
+  return out;
 }
 
 async function main(): Promise<void> {
@@ -95,7 +164,10 @@ async function main(): Promise<void> {
   });
   const p = new TailSamplingProcessor({ id: 'tail_sampling', logger: silentLogger(), telemetry: tel, clock }, cfg, next);
   await p.start();
+  const sdb0 = (p as unknown as { spill: TraceSpillStore }).spill.sdb;
+  if (process.argv.includes('--trace-calls')) sdb0.traceCalls = true;
   const rss0 = process.memoryUsage().rss;
+  const tStart = Math.round(performance.now());
   const h = monitorEventLoopDelay({ resolution: 1 });
   h.enable();
   const reqs = Math.ceil(TOTAL / (TRACES_PER_REQ * PER));
@@ -104,6 +176,7 @@ async function main(): Promise<void> {
   let bytesIn = 0;
   let peakRss = 0;
   const t0 = process.hrtime.bigint();
+  const cpu0 = cpuSnapshot();
   for (let r = 0; r < reqs; r++) {
     const copy = new Uint8Array(tpl.bytes);
     // Each trace gets a fresh id: patch the 8 marker bytes of every span with the trace's sequence number.
@@ -129,9 +202,13 @@ async function main(): Promise<void> {
     if (r % 500 === 0) peakRss = Math.max(peakRss, process.memoryUsage().rss);
   }
   const holdSecs = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu1 = cpuSnapshot();
   const holdLoopMaxMs = h.max / 1e6;
   (globalThis as { gc?: () => void }).gc?.();
   const mem = process.memoryUsage();
+  const status = procStatus();
+  const smapsOut = arg('--smaps', '');
+  if (smapsOut !== '') fs.writeFileSync(smapsOut, fs.readFileSync('/proc/self/smaps'));
   peakRss = Math.max(peakRss, mem.rss);
   const m = async (name: string) => tel.total(name);
   const onDisk = await m('otelcol_processor_tail_sampling_sampling_spans_on_disk');
@@ -153,6 +230,7 @@ async function main(): Promise<void> {
     clock.t += 1000;
   }
   const decideSecs = Number(process.hrtime.bigint() - t1) / 1e9;
+  const cpu2 = cpuSnapshot();
   const decideLoopMaxMs = h.max / 1e6;
   h.disable();
   const readBack = await m('otelcol_processor_tail_sampling_read_back_spans_total');
@@ -179,6 +257,8 @@ async function main(): Promise<void> {
       rss_mib_baseline: Math.round(rss0 / 2 ** 20),
       rss_mib: Math.round(mem.rss / 2 ** 20),
       rss_mib_peak: Math.round(peakRss / 2 ** 20),
+      rss_anon_mib: status.RssAnon,
+      rss_file_mib: status.RssFile,
       heap_used_mib: Math.round(mem.heapUsed / 2 ** 20),
       heap_total_mib: Math.round(mem.heapTotal / 2 ** 20),
       external_mib: Math.round(mem.external / 2 ** 20),
@@ -186,6 +266,7 @@ async function main(): Promise<void> {
       event_loop_max_ms: +holdLoopMaxMs.toFixed(1),
       longest_storage_write_ms: +longestWriteHold.toFixed(1),
       storage_calls: holdCalls,
+      cpu_cores: cpuDelta(cpu0, cpu1, holdSecs),
     },
     decide: {
       seconds: +decideSecs.toFixed(2),
@@ -194,10 +275,12 @@ async function main(): Promise<void> {
       read_back_mb_per_sec: +(spilledBytes / 1e6 / decideSecs).toFixed(1),
       forwarded_spans: forwarded,
       event_loop_max_ms: +decideLoopMaxMs.toFixed(1),
+      cpu_cores: cpuDelta(cpu1, cpu2, decideSecs),
     },
     // Every storage call of the run (writes, reads, main-thread checkpoints): each blocked the event loop that long.
     storage_calls: { count: ct.count, p99_ms: +ct.quantile(0.99).toFixed(1), p999_ms: +ct.quantile(0.999).toFixed(1), max_ms: +ct.maxMs.toFixed(1), over_20ms: ct.over(20) },
     checkpoints: spillStore.sdb.checkpoints,
+    slow_calls: sdb0.slowCalls.map((c) => ({ ...c, atMs: c.atMs - tStart })),
     longest_storage_call_ms: +Math.max(spillStore.sdb.longestWriteMs, spillStore.sdb.longestReadMs).toFixed(1),
   };
   await p.shutdown();
