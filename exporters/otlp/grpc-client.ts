@@ -120,8 +120,11 @@ export class UnaryGrpcClient {
         }
         chunks.push(c);
       });
-      stream.on('error', (err: Error) => finish({ code: GrpcCode.UNAVAILABLE, message: err.message }));
-      stream.on('close', () => finish(outcome(head, trailers, chunks, size, stream.rstCode)));
+      // A reset or failed connection emits 'error' and then 'close': the status is decided at
+      // 'close', where the RST_STREAM code is known, and the error only words the message.
+      let failure: Error | undefined;
+      stream.on('error', (err: Error) => (failure = err));
+      stream.on('close', () => finish(outcome(head, trailers, chunks, size, stream.rstCode, failure)));
       if (!gzip) return send(stream, 0, message);
       zlib.gzip(message, (err, out) => {
         if (done) return;
@@ -182,14 +185,15 @@ function outcome(
   chunks: Buffer[],
   size: number,
   rstCode: number | undefined,
+  failure: Error | undefined,
 ): UnaryOutcome {
   const src = trailers?.['grpc-status'] !== undefined ? trailers : head;
   const status = src?.['grpc-status'];
   if (status === undefined) {
     const http = Number(head?.[':status'] ?? 200);
     if (http !== 200) return { code: codeForHttp(Number(http)), message: `HTTP status ${http} without a grpc-status` };
-    if (rstCode !== undefined && rstCode !== NGHTTP2_NO_ERROR) return { code: codeForRst(rstCode), message: `stream reset with HTTP/2 code ${rstCode}` };
-    return { code: GrpcCode.UNAVAILABLE, message: 'the stream closed without a grpc-status' };
+    if (rstCode !== undefined && rstCode !== NGHTTP2_NO_ERROR) return { code: codeForRst(rstCode), message: `stream reset with HTTP/2 code ${rstCode}${failure ? ` (${failure.message})` : ''}` };
+    return { code: GrpcCode.UNAVAILABLE, message: failure?.message ?? 'the stream closed without a grpc-status' };
   }
   const o: UnaryOutcome = { code: Number(status), message: percentDecode(String(src!['grpc-message'] ?? '')) };
   const details = src!['grpc-status-details-bin'];
