@@ -100,7 +100,11 @@ export interface RunResult {
   durationMs: number;
   generator: GenStats & { workers: number; fellBehind: boolean; replay?: boolean };
   accounting: Accounting;
+  /** CPU, RSS and event-loop figures after the warm-up (the whole run when there is none). */
   resources: Resources | undefined;
+  /** The same over the whole run, warm-up included (only when the scenario has one). */
+  resourcesWholeRun?: Resources;
+  warmupMs?: number;
   latency: { span: LatencySummary; root: LatencySummary };
   fidelity: Fidelity;
   crosscheck: CrossCheck[];
@@ -283,6 +287,11 @@ export function summaryRows(runs: RunResult[]): Array<[string, ...string[]]> {
   row('dropped (by reason)', (r) => fmtCodes(r.accounting.droppedByReason));
   row('loss (must be 0)', (r) => (r.accounting.loss === undefined ? 'n/a' : fmtNum(r.accounting.loss)) + (r.accounting.drainComplete ? '' : ' (drain incomplete)'));
   row('CPU % of a core avg / p95', (r) => (r.resources ? `${fmtNum(r.resources.cpuAvg, 1)} / ${fmtNum(r.resources.cpuP95, 1)}` : '-'));
+  if (runs.some((r) => r.resourcesWholeRun !== undefined)) {
+    row('CPU % whole run, warm-up included', (r) =>
+      r.resourcesWholeRun ? `${fmtNum(r.resourcesWholeRun.cpuAvg, 1)} (the line above leaves out the first ${fmtNum((r.warmupMs ?? 0) / 1000)} s)` : '-',
+    );
+  }
   row('RSS MiB avg / max', (r) => (r.resources ? `${fmtNum(r.resources.rssAvgMiB, 1)} / ${fmtNum(r.resources.rssMaxMiB, 1)}` : '-'));
   row('event-loop p99 ms avg / max', (r) => (r.resources?.eventLoopP99MsAvg !== undefined ? `${fmtNum(r.resources.eventLoopP99MsAvg, 1)} / ${fmtNum(r.resources.eventLoopP99MsMax, 1)}` : '-'));
   row('latency root span p50 / p99 ms', (r) => `${fmtNum(r.latency.root.p50, 1)} / ${fmtNum(r.latency.root.p99, 1)}`);

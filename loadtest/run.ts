@@ -68,8 +68,10 @@ export function withOverrides(s: Scenario, o: { rate?: number; durationMs?: numb
   let faults = s.faults;
   if (o.rate !== undefined && o.rate > 0) traffic = scaleRates(traffic, o.rate / traffic.rate);
   if (o.durationMs !== undefined && o.durationMs > 0) {
-    const f = o.durationMs / traffic.duration_ms;
-    traffic = scaleDuration(traffic, o.durationMs);
+    // --duration sets the measured part; a scenario's warm-up runs before it as it is.
+    const total = o.durationMs + s.warmup_ms;
+    const f = total / traffic.duration_ms;
+    traffic = scaleDuration(traffic, total);
     faults = faults.map((x) => ({ ...x, at_ms: x.at_ms * f, for_ms: x.for_ms === undefined ? undefined : x.for_ms * f }));
   }
   return { ...s, traffic, faults };
@@ -206,6 +208,7 @@ export async function runOnce(o: RunOnceOptions): Promise<RunResult> {
 
     const timeline: TimelinePoint[] = [];
     const elp99: number[] = [];
+    const elp99Measured: number[] = [];
     let last = { at: startAt, offered: 0, accepted: 0, exported: 0 };
     let lastCounters: Counters | undefined;
     const scrape = async (): Promise<Counters | undefined> => {
@@ -246,6 +249,7 @@ export async function runOnce(o: RunOnceOptions): Promise<RunResult> {
       if (c?.elp99Ms !== undefined) {
         p.eventLoopP99Ms = c.elp99Ms;
         if (now >= startAt) elp99.push(c.elp99Ms);
+        if (now >= startAt + s.warmup_ms) elp99Measured.push(c.elp99Ms);
       }
       if (now >= startAt) timeline.push(p);
       last = { at: now, offered: gp.offered_spans, accepted: acceptedNow, exported: sink.acceptedSpans };
@@ -378,16 +382,20 @@ export async function runOnce(o: RunOnceOptions): Promise<RunResult> {
       crosscheck.push({ check: 'no unknown traces at the sink', expected: 0, actual: fidelity.unknownTraces, ok: fidelity.unknownTraces === 0 });
     }
 
-    const samples = (proc?.sampler?.samples ?? []).filter((x) => x.t >= startAt);
+    const allSamples = (proc?.sampler?.samples ?? []).filter((x) => x.t >= startAt);
+    const measuredFrom = startAt + s.warmup_ms;
+    const samples = allSamples.filter((x) => x.t >= measuredFrom);
     const result: RunResult = {
       target: o.target,
       label,
       status: 'ok',
       rate: s.traffic.rate,
       durationMs: s.traffic.duration_ms,
+      warmupMs: s.warmup_ms,
       generator: { ...gs, workers: g.workers, fellBehind: g.fellBehind, replay: s.traffic.replay === true },
       accounting: acc,
-      resources: resourcesFrom(samples, elp99),
+      resources: resourcesFrom(samples, elp99Measured),
+      resourcesWholeRun: s.warmup_ms > 0 ? resourcesFrom(allSamples, elp99) : undefined,
       latency: { span: sink.latency.summary(), root: sink.rootLatency.summary() },
       fidelity,
       crosscheck,

@@ -73,6 +73,8 @@ export interface Scenario {
   name: string;
   description: string;
   file: string;
+  /** Leading part of traffic.duration_ms left out of the resource figures. */
+  warmup_ms: number;
   traffic: TrafficConfig;
   collector: CollectorSpec;
   faults: Fault[];
@@ -132,9 +134,13 @@ const MODES: FaultMode[] = ['ok', 'slow', 'down', '429', '503', 'partial', 'perm
 
 export function parseScenario(text: string, file = '<inline>'): Scenario {
   const doc = (YAML.parse(text) ?? {}) as Obj;
-  known(doc, ['name', 'description', 'duration', 'traffic', 'collector', 'faults', 'expect', 'search', 'sink'], file);
+  known(doc, ['name', 'description', 'duration', 'warmup', 'traffic', 'collector', 'faults', 'expect', 'search', 'sink'], file);
   const name = String(doc.name ?? path.basename(file).replace(/\.ya?ml$/, ''));
-  const duration = dur(doc.duration, `${file}: duration`, 30_000);
+  // `warmup` runs the same traffic before the measured `duration`: CPU, RSS and
+  // event-loop figures come from the measured part only (the JIT's start-up
+  // compiling is reported apart); loss and accounting cover the whole run.
+  const warmup = dur(doc.warmup, `${file}: warmup`, 0);
+  const duration = warmup + dur(doc.duration, `${file}: duration`, 30_000);
 
   const tr = (doc.traffic ?? {}) as Obj;
   known(tr, ['rate', 'protocol', 'gzip', 'spans_per_request', 'max_in_flight', 'max_queued', 'flush_interval', 'workers', 'seed', 'phases', 'bursts', 'retry', 'timeout', 'shape', 'replay', 'replay_pool'], `${file}: traffic`);
@@ -239,7 +245,7 @@ export function parseScenario(text: string, file = '<inline>'): Scenario {
   if (record === 'counts' && (expect.complete || Object.keys(expect.min_kept).length > 0)) {
     throw new Error(`${file}: expect.complete and expect.min_kept need the sink to record traces; remove sink.record: counts`);
   }
-  return { name, description: String(doc.description ?? ''), file, traffic, collector, faults, expect, search, sink: { record } };
+  return { name, description: String(doc.description ?? ''), file, warmup_ms: warmup, traffic, collector, faults, expect, search, sink: { record } };
 }
 
 /** Replay rewrites ids at byte offsets of the protobuf encoding: it cannot work with OTLP/JSON. */
