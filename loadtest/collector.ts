@@ -106,7 +106,7 @@ export class CollectorProcess {
     if (o.kind === 'sidecar') {
       cmd = process.execPath;
       // As `npm start` and the image run it (see BENCHMARKS.md for why).
-      args = ['--max-semi-space-size=2'];
+      args = ['--max-semi-space-size=2', '--single-threaded-gc'];
       if (o.memoryLimitMiB !== undefined) args.push(`--max-old-space-size=${Math.max(16, Math.floor(o.memoryLimitMiB * 0.75))}`);
       // Extra node flags for the collector only, e.g. LOADTEST_COLLECTOR_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
       const extra = process.env.LOADTEST_COLLECTOR_NODE_FLAGS;

@@ -92,7 +92,7 @@ async function measure(configText: string, dir: string, idle: boolean): Promise<
   const file = path.join(dir, `config-${metrics}.yaml`);
   fs.writeFileSync(file, text);
   const t0 = performance.now();
-  const child = spawn(process.execPath, ['--max-semi-space-size=2', MAIN, '--config', file], { cwd: dir, stdio: 'ignore' });
+  const child = spawn(process.execPath, ['--max-semi-space-size=2', '--single-threaded-gc', MAIN, '--config', file], { cwd: dir, stdio: 'ignore' });
   let ready = -1;
   for (let i = 0; i < 6000 && ready < 0; i++) {
     try {
