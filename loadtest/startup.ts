@@ -12,7 +12,8 @@
  * `--scrapes N` reads `/metrics` and `/readyz` N times (20 ms apart) right
  * after ready, as Prometheus and the kubelet do all day: enough of them make V8
  * optimize the exposition code, which pages its optimizing compiler in.
- * `--main` measures another build (a copy of dist/ kept from before a change).
+ * `--main` measures another build (a copy of dist/ kept from before a change);
+ * LOADTEST_COLLECTOR_NODE_FLAGS adds node flags, as in the load-test harness.
  *
  * Prints one JSON line per measurement.
  */
@@ -92,7 +93,9 @@ async function measure(configText: string, dir: string, idle: boolean): Promise<
   const file = path.join(dir, `config-${metrics}.yaml`);
   fs.writeFileSync(file, text);
   const t0 = performance.now();
-  const child = spawn(process.execPath, ['--max-semi-space-size=2', '--single-threaded-gc', MAIN, '--config', file], { cwd: dir, stdio: 'ignore' });
+  // As `npm start` runs it; LOADTEST_COLLECTOR_NODE_FLAGS adds flags, as in the load-test harness.
+  const extra = (process.env.LOADTEST_COLLECTOR_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+  const child = spawn(process.execPath, ['--max-semi-space-size=2', '--single-threaded-gc', ...extra, MAIN, '--config', file], { cwd: dir, stdio: 'ignore' });
   let ready = -1;
   for (let i = 0; i < 6000 && ready < 0; i++) {
     try {
