@@ -35,6 +35,7 @@ import {
 } from './policies.js';
 import { MemoryTraceStore, PendingTrace, SPAN_OVERHEAD_BYTES, type TraceStore } from './store.js';
 import { SpillIndex } from './spill_index.js';
+import { SpanPool } from './span_pool.js';
 import { TraceSpillStore, type SpillTrace } from '../../storage/spill.js';
 import { DiskFullError, StorageError } from '../../storage/db.js';
 import { claimFile, fileNameFor, releaseFile } from '../../storage/registry.js';
@@ -770,6 +771,9 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
       t.done = true;
       idx.add(t.id, t.spanCount, t.hasRoot, t.dueByRoot, seqs[i]);
       spans += t.spanCount;
+      // The spill file has the bytes now: their memory can hold new spans.
+      const held = t.spans;
+      for (let k = 0; k < held.length; k++) this.store.release(held[k].buf);
       t.spans = [];
     }
     // Spilled traces leave a dead entry in their bucket; drop them once they are most of the entries
@@ -986,12 +990,19 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
     this.m.globalSpans[kind].inc(n);
     if (d === SAMPLED) this.sampledCache?.set(t.id, rec);
     else this.notSampledCache?.set(t.id, rec);
+    const store = this.store;
     if (d === SAMPLED || this.dryRun) {
       for (let i = 0; i < n; i++) {
-        this.stamp(spans[i], rec);
-        out.push(spans[i]);
+        const s = spans[i];
+        const held = s.buf;
+        this.stamp(s, rec);
+        // Stamping writes the span anew; should it ever leave the bytes where they were, they move out of the store's memory.
+        if (s.buf === held) SpanPool.detach(s);
+        store.release(held);
+        out.push(s);
       }
     } else {
+      for (let i = 0; i < n; i++) store.release(spans[i].buf);
       if (d === DROPPED) this.droppedPolicy += n;
       else this.droppedSampledOut += n;
     }

@@ -22,6 +22,7 @@
  * header plus 8 bytes a field), not measurements.
  */
 import type { Span } from '../../collector/pdata/spans.js';
+import { SpanPool } from './span_pool.js';
 
 /** Span index object (~12 fields, two heap doubles) plus its array slot. */
 export const SPAN_OVERHEAD_BYTES = 160;
@@ -72,8 +73,18 @@ export interface TraceStore {
   get(id: string): PendingTrace | undefined;
   /** Starts a trace that `get` does not know. */
   create(id: string, nowMs: number): PendingTrace;
-  /** Appends a span to a trace of this store. */
+  /**
+   * Appends a span to a trace of this store. The store may file a copy of
+   * the span (then `t.spans` holds the copy; the span given is not changed).
+   */
   append(t: PendingTrace, span: Span): void;
+  /**
+   * A span taken out of this store (by `take`, or a trace handed to a spill)
+   * will not be read again at `buf`, the buffer it pointed into while stored:
+   * the store may reuse that memory. Once per span; a buffer the store does
+   * not own is ignored.
+   */
+  release(buf: Uint8Array): void;
   /** Removes a trace and returns it with all its spans. */
   take(id: string): PendingTrace | undefined;
   /** The undecided trace that arrived first. */
@@ -82,9 +93,13 @@ export interface TraceStore {
   values(): IterableIterator<PendingTrace>;
 }
 
-/** Keeps everything in a Map (insertion order = arrival order of each trace's first span). */
+/**
+ * Keeps everything in a Map (insertion order = arrival order of each trace's
+ * first span); span bytes are copied into a SpanPool (see span_pool.ts).
+ */
 export class MemoryTraceStore implements TraceStore {
   private readonly traces = new Map<string, PendingTrace>();
+  private readonly pool = new SpanPool();
   private _bytes = 0;
   private _spans = 0;
 
@@ -109,9 +124,9 @@ export class MemoryTraceStore implements TraceStore {
     return t;
   }
 
-  append(t: PendingTrace, span: Span): void {
-    // Share one id string per trace instead of one per span while buffered.
-    span.traceId = t.id;
+  append(t: PendingTrace, given: Span): void {
+    // The copy shares the trace's id string (not one per span) and lets the request buffer go.
+    const span = this.pool.file(given, t.id);
     t.spans.push(span);
     t.spanCount++;
     t.encodedBytes += span.len;
@@ -121,6 +136,15 @@ export class MemoryTraceStore implements TraceStore {
     this._spans++;
     if (span.startNs < t.minStartNs) t.minStartNs = span.startNs;
     if (span.endNs > t.maxEndNs) t.maxEndNs = span.endNs;
+  }
+
+  release(buf: Uint8Array): void {
+    this.pool.release(buf);
+  }
+
+  /** Slabs of the span pool (tests). */
+  get poolSlabs(): number {
+    return this.pool.slabCount;
   }
 
   take(id: string): PendingTrace | undefined {
