@@ -773,13 +773,13 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
       spans += t.spanCount;
       // The spill file has the bytes now: their memory can hold new spans.
       const held = t.spans;
-      for (let k = 0; k < held.length; k++) this.store.release(held[k].buf);
+      for (let k = 0; k < held.length; k++) this.store.release(held[k].buf, held[k]);
       t.spans = [];
     }
-    // Spilled traces leave a dead entry in their bucket; drop them once they are most of the entries
-    // (each PendingTrace kept alive there would cost far more than its index entry).
+    // Spilled traces leave a dead entry in their bucket; drop them once they are an eighth of the entries
+    // (each PendingTrace kept alive there costs far more than its index entry, and pins an old-space page).
     this.staleBucketEntries += traces.length;
-    if (this.staleBucketEntries > 4096 && this.staleBucketEntries * 2 > this.bucketEntries) this.compactBuckets();
+    if (this.staleBucketEntries > 512 && this.staleBucketEntries * 8 > this.bucketEntries) this.compactBuckets();
     const dm = this.dm!;
     dm.spilledTraces.inc(traces.length);
     dm.spilledSpans.inc(spans);
@@ -1002,7 +1002,7 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
         out.push(s);
       }
     } else {
-      for (let i = 0; i < n; i++) store.release(spans[i].buf);
+      for (let i = 0; i < n; i++) store.release(spans[i].buf, spans[i]);
       if (d === DROPPED) this.droppedPolicy += n;
       else this.droppedSampledOut += n;
     }

@@ -86,6 +86,24 @@ describe('SpanPool', () => {
     expect(hex(a.bytes())).toBe(want);
   });
 
+  it('reuses a released Span object only when told it is done, with every field of the new span', () => {
+    const pool = new SpanPool();
+    const [a, b] = makeSpans([...specs(1), { ...specs(1)[0], parentSpanId: spanIdHex(), status: 2, kind: 3, startMs: 5000 }]);
+    const first = pool.file(a, 'x'.repeat(32));
+    pool.release(first.buf);
+    const second = pool.file(b, b.traceId);
+    expect(second).not.toBe(first);
+    pool.release(second.buf, second);
+    const reused = pool.file(b, b.traceId);
+    expect(reused).toBe(second);
+    // Every own field equals what a fresh copy gets (a field added to Span and not set here would show).
+    const fresh = new SpanPool().file(b, b.traceId);
+    const view = (s: Span) => Object.fromEntries(Object.keys(s).map((k) => [k, k === 'buf' ? hex(s.bytes()) : k === 'off' || k === 'spanIdOff' ? (s as unknown as Record<string, number>)[k] - s.off : k === 'scope' ? hex(s.scope.header) : (s as unknown as Record<string, unknown>)[k]]));
+    expect(Object.keys(reused).sort()).toEqual(Object.keys(fresh).sort());
+    expect(view(reused)).toEqual(view(fresh));
+    expect(reused.spanId).toBe(b.spanId);
+  });
+
   it('gives a span larger than an eighth of a slab its own buffer', () => {
     const pool = new SpanPool();
     const [s] = makeSpans([{ traceId: traceIdHex(), spanId: spanIdHex(), attributes: { big: 'x'.repeat(POOL_SLAB_BYTES / 4) } }]);

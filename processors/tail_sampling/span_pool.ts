@@ -15,6 +15,8 @@
  * to a short list of spares and is reused at once, with no GC involved. Slabs
  * beyond the spares are left to the GC like any buffer.
  *
+ * Span objects are reused the same way (see `release`).
+ *
  * The caller must release each filed span exactly once, and only when nothing
  * will read its bytes again.
  */
@@ -25,6 +27,8 @@ export const POOL_SLAB_BYTES = 64 * 1024;
 const POOL_MAX_SPAN = POOL_SLAB_BYTES >>> 3;
 /** Empty slabs kept for reuse (1 MiB); more are dropped. */
 const MAX_SPARE = 16;
+/** Released Span objects kept for reuse (~2.5 MB at most); more are left to the GC. */
+const MAX_SPARE_SPANS = 16384;
 
 class SlabRec {
   readonly buf: Uint8Array;
@@ -56,6 +60,13 @@ export class SpanPool {
    * each ScopeSpans of a request is copied once and its spans share the copy).
    */
   private scopeIn: ScopeRef | undefined = undefined;
+  /**
+   * Span objects of released spans, reused by `file`: a buffered span lives
+   * long enough to be promoted to V8's old space, and reusing the objects
+   * (their number fields are written in place) keeps spilled spans from
+   * leaving old-space garbage behind, which is what fragmented that space.
+   */
+  private readonly spans: Span[] = [];
   private scopeOut: ScopeRef | undefined = undefined;
   private resIn: ResourceRef | undefined = undefined;
   private resOut: ResourceRef | undefined = undefined;
@@ -92,7 +103,15 @@ export class SpanPool {
       this.pos = at + n;
       buf.set(span.buf.subarray(from, from + n), at);
     }
-    const c = new Span(buf, at, n, span.scope === this.scopeIn ? this.scopeOut! : this.ownScope(span.scope));
+    const scope = span.scope === this.scopeIn ? this.scopeOut! : this.ownScope(span.scope);
+    let c = this.spans.pop();
+    if (c === undefined) c = new Span(buf, at, n, scope);
+    else {
+      c.buf = buf;
+      c.off = at;
+      c.len = n;
+      c.scope = scope;
+    }
     c.traceId = traceId;
     c.spanIdOff = span.spanIdOff < 0 ? -1 : span.spanIdOff - from + at;
     c.hasParent = span.hasParent;
@@ -106,9 +125,12 @@ export class SpanPool {
 
   /**
    * A filed span no longer needs the bytes at `buf` (the buffer it pointed
-   * into when filed). Buffers the pool does not own are ignored.
+   * into when filed). Buffers the pool does not own are ignored. `done`: the
+   * Span object itself is referenced nowhere any more (spilled or dropped, not
+   * handed on), so it may be reused for a span filed later.
    */
-  release(buf: Uint8Array): void {
+  release(buf: Uint8Array, done?: Span): void {
+    if (done !== undefined && this.spans.length < MAX_SPARE_SPANS) this.spans.push(done);
     let rec = this.last;
     if (rec === undefined || rec.buf !== buf) {
       rec = this.recs.get(buf);

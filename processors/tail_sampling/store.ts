@@ -82,9 +82,10 @@ export interface TraceStore {
    * A span taken out of this store (by `take`, or a trace handed to a spill)
    * will not be read again at `buf`, the buffer it pointed into while stored:
    * the store may reuse that memory. Once per span; a buffer the store does
-   * not own is ignored.
+   * not own is ignored. `done`: the span object itself is referenced nowhere
+   * any more (not handed on), and the store may reuse it.
    */
-  release(buf: Uint8Array): void;
+  release(buf: Uint8Array, done?: Span): void;
   /** Removes a trace and returns it with all its spans. */
   take(id: string): PendingTrace | undefined;
   /** The undecided trace that arrived first. */
@@ -138,8 +139,8 @@ export class MemoryTraceStore implements TraceStore {
     if (span.endNs > t.maxEndNs) t.maxEndNs = span.endNs;
   }
 
-  release(buf: Uint8Array): void {
-    this.pool.release(buf);
+  release(buf: Uint8Array, done?: Span): void {
+    this.pool.release(buf, done);
   }
 
   /** Slabs of the span pool (tests). */
