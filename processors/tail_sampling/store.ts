@@ -14,20 +14,27 @@
  *   store itself has no room left.
  *
  * Memory accounting: a buffered span costs its encoded length (`span.len`,
- * its share of the request buffer) plus SPAN_OVERHEAD_BYTES for the Span
+ * its copy in the store's SpanPool) plus SPAN_OVERHEAD_BYTES for the Span
  * index object and its slot in the trace's array; a trace costs
  * TRACE_OVERHEAD_BYTES for its entry (map entry, PendingTrace, arrays, one
  * bucket slot). Resource and scope headers are shared by many spans and are
- * not counted. The constants are estimates for Node 20 on 64-bit (object
- * header plus 8 bytes a field), not measurements.
+ * not counted. The constants are for Node 20 on 64-bit (object header plus 8
+ * bytes a field, doubles boxed), checked against a heap snapshot of the spill
+ * bench (`--heap-snapshot`).
  */
 import type { Span } from '../../collector/pdata/spans.js';
 import { SpanPool } from './span_pool.js';
 
-/** Span index object (~12 fields, two heap doubles) plus its array slot. */
+/** Span index object (12 fields: 120 B, two boxed doubles: 32 B) plus its array slot. */
 export const SPAN_OVERHEAD_BYTES = 160;
-/** Map entry, PendingTrace object, spans array header, one bucket slot. */
-export const TRACE_OVERHEAD_BYTES = 240;
+/**
+ * PendingTrace (120 B) and its three boxed doubles (48 B), the trace id string
+ * (48 B), the spans array (32 B) and the slack of its backing store (it grows
+ * to 17 slots at the first push: 56 B at 10 spans, more for fewer), the map
+ * entry (~40 B) and bucket slot: ~380 B in a heap snapshot at 10 spans a trace
+ * (240 B before, which undercounted ~140 B a trace).
+ */
+export const TRACE_OVERHEAD_BYTES = 384;
 
 export class PendingTrace {
   readonly id: string;
