@@ -776,10 +776,11 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
       for (let k = 0; k < held.length; k++) this.store.release(held[k].buf, held[k]);
       t.spans = [];
     }
-    // Spilled traces leave a dead entry in their bucket; drop them once they are an eighth of the entries
-    // (each PendingTrace kept alive there costs far more than its index entry, and pins an old-space page).
+    // Spilled traces leave a dead entry in their bucket; drop them once they are a 32nd of the entries
+    // (each PendingTrace kept alive there costs far more than its index entry, and keeps an old-space
+    // page from being freed: at a half, ~7k of them fragmented V8's old space; a walk costs ~32 entries a spill).
     this.staleBucketEntries += traces.length;
-    if (this.staleBucketEntries > 512 && this.staleBucketEntries * 8 > this.bucketEntries) this.compactBuckets();
+    if (this.staleBucketEntries > 128 && this.staleBucketEntries * 32 > this.bucketEntries) this.compactBuckets();
     const dm = this.dm!;
     dm.spilledTraces.inc(traces.length);
     dm.spilledSpans.inc(spans);
