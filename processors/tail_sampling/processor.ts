@@ -290,7 +290,10 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
     this.settings = settings;
     this.id = settings.id;
     this.next = next;
-    this.store = deps.store ?? new MemoryTraceStore();
+    const dc = cfg.buffer.disk;
+    const spills = dc.enabled && dc.directory !== '' && deps.store === undefined;
+    // Copies into reused memory only where the budget is tight enough to spill (see MemoryTraceStore).
+    this.store = deps.store ?? new MemoryTraceStore({ copySpans: spills });
     this.waitMs = parseDuration(cfg.decision_wait);
     this.rootWaitMs = parseDuration(cfg.decision_wait_after_root_received);
     this.tickMs = Math.max(1, parseDuration(cfg.tick_interval));
@@ -301,8 +304,7 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
     this.dryRun = cfg.dry_run;
     this.dropPendingOnShutdown = cfg.drop_pending_traces_on_shutdown;
     this.refuseWhenFull = cfg.buffer.when_full === 'refuse';
-    const dc = cfg.buffer.disk;
-    if (dc.enabled && dc.directory !== '' && deps.store === undefined) {
+    if (spills) {
       this.disk = { directory: dc.directory, maxBytes: dc.max_bytes, sync: dc.sync, file: fileNameFor('spill', settings.id) };
       this.spilledIdx = new SpillIndex();
       this.relieveAt = Math.floor(this.maxBytes * SPILL_HIGH_WATER);

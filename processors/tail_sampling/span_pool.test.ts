@@ -3,6 +3,7 @@ import { makeSpans, spanIdHex, traceIdHex, type SpanSpec } from '../../test/otlp
 import { encodeExportRequest } from '../../collector/pdata/encode.js';
 import { scanExportRequest, type Span } from '../../collector/pdata/spans.js';
 import { POOL_SLAB_BYTES, SpanPool } from './span_pool.js';
+import { MemoryTraceStore } from './store.js';
 
 function specs(n: number, trace = traceIdHex()): SpanSpec[] {
   return Array.from({ length: n }, (_, i) => ({ traceId: trace, spanId: spanIdHex(), name: `op-${i}`, startMs: 1000 + i, durationMs: 5, status: i % 3, kind: 2, attributes: { 'k.i': i } }));
@@ -119,5 +120,24 @@ describe('SpanPool', () => {
     const spans: Span[] = scanExportRequest(req).spans;
     const pool = new SpanPool();
     expect(hex(encodeExportRequest(spans.map((s) => pool.file(s, s.traceId))))).toBe(hex(req));
+  });
+
+  it('MemoryTraceStore files copies only with copySpans, each with the trace's id', () => {
+    for (const copySpans of [true, false]) {
+      const store = new MemoryTraceStore({ copySpans });
+      const given = makeSpans(specs(2));
+      const id = given[0].traceId.slice(0, 16) + given[0].traceId.slice(16);
+      const t = store.create(id, 0);
+      for (const g of given) store.append(t, g);
+      expect(t.spans.every((s) => s.traceId === id)).toBe(true);
+      expect(t.encodedBytes).toBe(given[0].len + given[1].len);
+      for (let i = 0; i < given.length; i++) {
+        expect(hex(t.spans[i].bytes())).toBe(hex(given[i].bytes()));
+        if (copySpans) {
+          expect(t.spans[i]).not.toBe(given[i]);
+          expect(t.spans[i].buf.buffer).not.toBe(given[i].buf.buffer);
+        } else expect(t.spans[i]).toBe(given[i]);
+      }
+    }
   });
 });
