@@ -122,7 +122,7 @@ describe('SpanPool', () => {
     expect(hex(encodeExportRequest(spans.map((s) => pool.file(s, s.traceId))))).toBe(hex(req));
   });
 
-  it('MemoryTraceStore files copies only with copySpans, each with the trace's id', () => {
+  it('MemoryTraceStore files copies only with copySpans, each with the trace id', () => {
     for (const copySpans of [true, false]) {
       const store = new MemoryTraceStore({ copySpans });
       const given = makeSpans(specs(2));
