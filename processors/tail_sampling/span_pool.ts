@@ -27,6 +27,7 @@ export const POOL_SLAB_BYTES = 64 * 1024;
 const POOL_MAX_SPAN = POOL_SLAB_BYTES >>> 3;
 /** Empty slabs kept for reuse (1 MiB); more are dropped. */
 const MAX_SPARE = 16;
+const NO_BYTES = new Uint8Array(0);
 /** Released Span objects kept for reuse (~2.5 MB at most); more are left to the GC. */
 const MAX_SPARE_SPANS = 16384;
 
@@ -130,7 +131,11 @@ export class SpanPool {
    * handed on), so it may be reused for a span filed later.
    */
   release(buf: Uint8Array, done?: Span): void {
-    if (done !== undefined && this.spans.length < MAX_SPARE_SPANS) this.spans.push(done);
+    if (done !== undefined && this.spans.length < MAX_SPARE_SPANS) {
+      // A spare Span must not keep a slab alive that is dropped below.
+      done.buf = NO_BYTES;
+      this.spans.push(done);
+    }
     let rec = this.last;
     if (rec === undefined || rec.buf !== buf) {
       rec = this.recs.get(buf);
