@@ -35,6 +35,7 @@ import {
 } from './policies.js';
 import { MemoryTraceStore, PendingTrace, SPAN_OVERHEAD_BYTES, type TraceStore } from './store.js';
 import { SpillIndex } from './spill_index.js';
+import { SpanPool } from './span_pool.js';
 import { TraceSpillStore, type SpillTrace } from '../../storage/spill.js';
 import { DiskFullError, StorageError } from '../../storage/db.js';
 import { claimFile, fileNameFor, releaseFile } from '../../storage/registry.js';
@@ -289,7 +290,10 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
     this.settings = settings;
     this.id = settings.id;
     this.next = next;
-    this.store = deps.store ?? new MemoryTraceStore();
+    const dc = cfg.buffer.disk;
+    const spills = dc.enabled && dc.directory !== '' && deps.store === undefined;
+    // Copies into reused memory only where the budget is tight enough to spill (see MemoryTraceStore).
+    this.store = deps.store ?? new MemoryTraceStore({ copySpans: spills });
     this.waitMs = parseDuration(cfg.decision_wait);
     this.rootWaitMs = parseDuration(cfg.decision_wait_after_root_received);
     this.tickMs = Math.max(1, parseDuration(cfg.tick_interval));
@@ -300,8 +304,7 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
     this.dryRun = cfg.dry_run;
     this.dropPendingOnShutdown = cfg.drop_pending_traces_on_shutdown;
     this.refuseWhenFull = cfg.buffer.when_full === 'refuse';
-    const dc = cfg.buffer.disk;
-    if (dc.enabled && dc.directory !== '' && deps.store === undefined) {
+    if (spills) {
       this.disk = { directory: dc.directory, maxBytes: dc.max_bytes, sync: dc.sync, file: fileNameFor('spill', settings.id) };
       this.spilledIdx = new SpillIndex();
       this.relieveAt = Math.floor(this.maxBytes * SPILL_HIGH_WATER);
@@ -770,12 +773,16 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
       t.done = true;
       idx.add(t.id, t.spanCount, t.hasRoot, t.dueByRoot, seqs[i]);
       spans += t.spanCount;
+      // The spill file has the bytes now: their memory can hold new spans.
+      const held = t.spans;
+      for (let k = 0; k < held.length; k++) this.store.release(held[k].buf, held[k]);
       t.spans = [];
     }
-    // Spilled traces leave a dead entry in their bucket; drop them once they are most of the entries
-    // (each PendingTrace kept alive there would cost far more than its index entry).
+    // Spilled traces leave a dead entry in their bucket; drop them once they are a 32nd of the entries
+    // (each PendingTrace kept alive there costs far more than its index entry, and keeps an old-space
+    // page from being freed: at a half, ~7k of them fragmented V8's old space; a walk costs ~32 entries a spill).
     this.staleBucketEntries += traces.length;
-    if (this.staleBucketEntries > 4096 && this.staleBucketEntries * 2 > this.bucketEntries) this.compactBuckets();
+    if (this.staleBucketEntries > 128 && this.staleBucketEntries * 32 > this.bucketEntries) this.compactBuckets();
     const dm = this.dm!;
     dm.spilledTraces.inc(traces.length);
     dm.spilledSpans.inc(spans);
@@ -986,12 +993,19 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
     this.m.globalSpans[kind].inc(n);
     if (d === SAMPLED) this.sampledCache?.set(t.id, rec);
     else this.notSampledCache?.set(t.id, rec);
+    const store = this.store;
     if (d === SAMPLED || this.dryRun) {
       for (let i = 0; i < n; i++) {
-        this.stamp(spans[i], rec);
-        out.push(spans[i]);
+        const s = spans[i];
+        const held = s.buf;
+        this.stamp(s, rec);
+        // Stamping writes the span anew; should it ever leave the bytes where they were, they move out of the store's memory.
+        if (s.buf === held) SpanPool.detach(s);
+        store.release(held);
+        out.push(s);
       }
     } else {
+      for (let i = 0; i < n; i++) store.release(spans[i].buf, spans[i]);
       if (d === DROPPED) this.droppedPolicy += n;
       else this.droppedSampledOut += n;
     }

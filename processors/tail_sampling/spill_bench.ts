@@ -1,7 +1,7 @@
 /**
  * Storage scenario for the tail_sampling disk spill (no network):
  *   node --expose-gc dist/processors/tail_sampling/spill_bench.js [--spans 3000000] [--per-trace 10] [--sync normal|full] [--memory 67108864]
- *     [--trace-calls] [--smaps FILE]
+ *     [--trace-calls] [--smaps FILE] [--heap-snapshot FILE]
  *
  * 1. hold: feeds N spans (traces of `per-trace` spans, 100 traces a request)
  *    through consume() with a long decision_wait, so everything stays
@@ -14,12 +14,15 @@
  * storage layer reports every SQLite call's duration and, for calls over 10 ms,
  * what they were (`slow_calls`; `--trace-calls` adds WAL sizes and the thread's
  * on-CPU / run-queue time per slow call, at a cost per call). `--smaps FILE`
- * writes /proc/self/smaps at the hold point (where the memory is).
+ * writes /proc/self/smaps at the hold point (where the memory is);
+ * `--heap-snapshot FILE` writes a V8 heap snapshot there (after the RSS
+ * figures are taken: writing one costs memory).
  * Prints one JSON line.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import v8 from 'node:v8';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { WireWriter, WIRE_I64, WIRE_VARINT } from '../../collector/pdata/wire.js';
 import { scanExportRequest, type Span } from '../../collector/pdata/spans.js';
@@ -207,8 +210,11 @@ async function main(): Promise<void> {
   (globalThis as { gc?: () => void }).gc?.();
   const mem = process.memoryUsage();
   const status = procStatus();
+  const oldSpace = v8.getHeapSpaceStatistics().find((sp) => sp.space_name === 'old_space');
   const smapsOut = arg('--smaps', '');
   if (smapsOut !== '') fs.writeFileSync(smapsOut, fs.readFileSync('/proc/self/smaps'));
+  const snapOut = arg('--heap-snapshot', '');
+  if (snapOut !== '') v8.writeHeapSnapshot(snapOut);
   peakRss = Math.max(peakRss, mem.rss);
   const m = async (name: string) => tel.total(name);
   const onDisk = await m('otelcol_processor_tail_sampling_sampling_spans_on_disk');
@@ -261,6 +267,8 @@ async function main(): Promise<void> {
       rss_file_mib: status.RssFile,
       heap_used_mib: Math.round(mem.heapUsed / 2 ** 20),
       heap_total_mib: Math.round(mem.heapTotal / 2 ** 20),
+      // Old space committed vs live after the forced GC: the difference is fragmentation.
+      old_space_mib: { committed: +((oldSpace?.space_size ?? 0) / 2 ** 20).toFixed(1), used: +((oldSpace?.space_used_size ?? 0) / 2 ** 20).toFixed(1) },
       external_mib: Math.round(mem.external / 2 ** 20),
       array_buffers_mib: Math.round(mem.arrayBuffers / 2 ** 20),
       event_loop_max_ms: +holdLoopMaxMs.toFixed(1),
