@@ -17,8 +17,14 @@ export interface TracesConsumer {
 /** Calls every consumer; copies Span objects for the ones that mutate. */
 export class FanoutConsumer implements TracesConsumer {
   private readonly consumers: TracesConsumer[];
+  /** Per consumer: whether it gets copies. */
+  private readonly copies: boolean[];
   constructor(consumers: TracesConsumer[]) {
     this.consumers = consumers;
+    // The originals go to every consumer that does not mutate; a mutating one
+    // may have them only when all of them mutate, and then only the last.
+    const allMutate = consumers.every((c) => c.mutatesData === true);
+    this.copies = consumers.map((c, i) => c.mutatesData === true && !(allMutate && i === consumers.length - 1));
   }
   get mutatesData(): boolean {
     return false;
@@ -26,11 +32,7 @@ export class FanoutConsumer implements TracesConsumer {
   async consume(spans: Span[]): Promise<void> {
     if (this.consumers.length === 1) return this.consumers[0].consume(spans);
     const results = await Promise.allSettled(
-      this.consumers.map((c, i) => {
-        // The last mutating consumer may keep the originals.
-        const needsCopy = c.mutatesData === true && i < this.consumers.length - 1;
-        return c.consume(needsCopy ? spans.map(cloneSpan) : spans);
-      }),
+      this.consumers.map((c, i) => c.consume(this.copies[i] ? spans.map(cloneSpan) : spans)),
     );
     for (const r of results) if (r.status === 'rejected') throw r.reason;
   }
