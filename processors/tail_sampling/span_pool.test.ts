@@ -140,4 +140,13 @@ describe('SpanPool', () => {
       }
     }
   });
+  it('does not reuse a Span object it did not file', () => {
+    const [viewSpan] = makeSpans(specs(1));
+    const pool = new SpanPool();
+    pool.release(viewSpan.buf, viewSpan); // a span kept in its request buffer, spilled
+    const [next] = makeSpans(specs(1));
+    const filed = pool.file(next, next.traceId);
+    expect(filed).not.toBe(viewSpan);
+    expect(viewSpan.buf.length).toBeGreaterThan(0); // left as it was
+  });
 });

@@ -126,21 +126,22 @@ export class SpanPool {
 
   /**
    * A filed span no longer needs the bytes at `buf` (the buffer it pointed
-   * into when filed). Buffers the pool does not own are ignored. `done`: the
+   * into when filed). Buffers the pool does not own are ignored, and so is
+   * `done` then (only Span objects of spans filed in a slab are reused). `done`: the
    * Span object itself is referenced nowhere any more (spilled or dropped, not
    * handed on), so it may be reused for a span filed later.
    */
   release(buf: Uint8Array, done?: Span): void {
+    let rec = this.last;
+    if (rec === undefined || rec.buf !== buf) {
+      rec = this.recs.get(buf);
+      if (rec === undefined) return; // not filed here (or filed in a buffer of its own): nothing to reuse
+      this.last = rec;
+    }
     if (done !== undefined && this.spans.length < MAX_SPARE_SPANS) {
       // A spare Span must not keep a slab alive that is dropped below.
       done.buf = NO_BYTES;
       this.spans.push(done);
-    }
-    let rec = this.last;
-    if (rec === undefined || rec.buf !== buf) {
-      rec = this.recs.get(buf);
-      if (rec === undefined) return;
-      this.last = rec;
     }
     if (--rec.live > 0) return;
     if (rec === this.cur) {
