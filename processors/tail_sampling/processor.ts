@@ -292,7 +292,7 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
     this.next = next;
     const dc = cfg.buffer.disk;
     const spills = dc.enabled && dc.directory !== '' && deps.store === undefined;
-    // Copies into reused memory only where the budget is tight enough to spill (see MemoryTraceStore).
+    // With disk spill the buffer files copies in reused memory (see MemoryTraceStore for why, and what it costs).
     this.store = deps.store ?? new MemoryTraceStore({ copySpans: spills });
     this.waitMs = parseDuration(cfg.decision_wait);
     this.rootWaitMs = parseDuration(cfg.decision_wait_after_root_received);

@@ -109,7 +109,8 @@ export interface TraceStore {
  * stay in their request buffers: with a large in-memory budget and no spill,
  * copies cost more than they save (hold-600k: CPU 10.2-10.3 -> 10.7-11.5 % of
  * a core, RSS max 585-590 -> 620-624 MiB; freed request buffers leave holes
- * the 64 KiB slabs cannot use).
+ * the 64 KiB slabs cannot use). With disk configured that cost is paid even
+ * while nothing spills (tail_sampling README, "Memory while spilling").
  */
 export class MemoryTraceStore implements TraceStore {
   private readonly traces = new Map<string, PendingTrace>();
