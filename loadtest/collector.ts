@@ -13,6 +13,18 @@ import YAML from 'yaml';
 import { Metrics } from './prom.js';
 import { ProcSampler } from './proc.js';
 
+/**
+ * The node flags `npm start` and the image's entrypoint run the collector with
+ * (BENCHMARKS.md and ARCHITECTURE.md say why); test/launch-flags.test.ts
+ * checks that package.json and the Dockerfile agree.
+ */
+export const SIDECAR_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2', '--single-threaded-gc'];
+
+/** Extra node flags for the collector only, e.g. LOADTEST_COLLECTOR_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof". */
+export function extraNodeFlags(): string[] {
+  return (process.env.LOADTEST_COLLECTOR_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+}
+
 export class CollectorStartError extends Error {
   constructor(
     message: string,
@@ -105,13 +117,9 @@ export class CollectorProcess {
     let args: string[];
     if (o.kind === 'sidecar') {
       cmd = process.execPath;
-      // As `npm start` and the image run it (see BENCHMARKS.md for why).
-      args = ['--max-semi-space-size=2', '--single-threaded-gc'];
+      args = [...SIDECAR_NODE_FLAGS];
       if (o.memoryLimitMiB !== undefined) args.push(`--max-old-space-size=${Math.max(16, Math.floor(o.memoryLimitMiB * 0.75))}`);
-      // Extra node flags for the collector only, e.g. LOADTEST_COLLECTOR_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
-      const extra = process.env.LOADTEST_COLLECTOR_NODE_FLAGS;
-      if (extra) args.push(...extra.split(/\s+/).filter(Boolean));
-      args.push(o.bin, '--config', this.configPath);
+      args.push(...extraNodeFlags(), o.bin, '--config', this.configPath);
     } else {
       cmd = o.bin;
       args = ['--config', this.configPath];

@@ -256,6 +256,27 @@ export function resourcesFrom(samples: Array<{ cpu: number; rssMiB: number }>, e
   };
 }
 
+/**
+ * Resource figures of a run whose first `warmupMs` (from `startAt`) are a
+ * warm-up: `measured` leaves it out, `wholeRun` (only when there is a warm-up)
+ * keeps it. Samples and event-loop points carry their time `t` (epoch ms).
+ */
+export function resourcesAfterWarmup(
+  samples: Array<{ t: number; cpu: number; rssMiB: number }>,
+  elp99: Array<{ t: number; ms: number }>,
+  startAt: number,
+  warmupMs: number,
+): { measured: Resources | undefined; wholeRun: Resources | undefined } {
+  const from = startAt + warmupMs;
+  const all = samples.filter((x) => x.t >= startAt);
+  const loop = elp99.filter((x) => x.t >= startAt);
+  const measured = resourcesFrom(
+    all.filter((x) => x.t >= from),
+    loop.filter((x) => x.t >= from).map((x) => x.ms),
+  );
+  return { measured, wholeRun: warmupMs > 0 ? resourcesFrom(all, loop.map((x) => x.ms)) : undefined };
+}
+
 // ------------------------------------------------------------------ formatting
 
 export function fmtNum(n: number | undefined, digits = 0): string {

@@ -27,7 +27,7 @@ import {
   computeFidelity,
   fmtNum,
   machineInfo,
-  resourcesFrom,
+  resourcesAfterWarmup,
   terminalTable,
   writeReport,
   type Accounting,
@@ -207,8 +207,7 @@ export async function runOnce(o: RunOnceOptions): Promise<RunResult> {
     sink.scheduleFaults(s.faults, startAt, startAt + s.traffic.duration_ms);
 
     const timeline: TimelinePoint[] = [];
-    const elp99: number[] = [];
-    const elp99Measured: number[] = [];
+    const elp99: Array<{ t: number; ms: number }> = [];
     let last = { at: startAt, offered: 0, accepted: 0, exported: 0 };
     let lastCounters: Counters | undefined;
     const scrape = async (): Promise<Counters | undefined> => {
@@ -248,8 +247,7 @@ export async function runOnce(o: RunOnceOptions): Promise<RunResult> {
       }
       if (c?.elp99Ms !== undefined) {
         p.eventLoopP99Ms = c.elp99Ms;
-        if (now >= startAt) elp99.push(c.elp99Ms);
-        if (now >= startAt + s.warmup_ms) elp99Measured.push(c.elp99Ms);
+        elp99.push({ t: now, ms: c.elp99Ms });
       }
       if (now >= startAt) timeline.push(p);
       last = { at: now, offered: gp.offered_spans, accepted: acceptedNow, exported: sink.acceptedSpans };
@@ -382,9 +380,7 @@ export async function runOnce(o: RunOnceOptions): Promise<RunResult> {
       crosscheck.push({ check: 'no unknown traces at the sink', expected: 0, actual: fidelity.unknownTraces, ok: fidelity.unknownTraces === 0 });
     }
 
-    const allSamples = (proc?.sampler?.samples ?? []).filter((x) => x.t >= startAt);
-    const measuredFrom = startAt + s.warmup_ms;
-    const samples = allSamples.filter((x) => x.t >= measuredFrom);
+    const res = resourcesAfterWarmup(proc?.sampler?.samples ?? [], elp99, startAt, s.warmup_ms);
     const result: RunResult = {
       target: o.target,
       label,
@@ -394,8 +390,8 @@ export async function runOnce(o: RunOnceOptions): Promise<RunResult> {
       warmupMs: s.warmup_ms,
       generator: { ...gs, workers: g.workers, fellBehind: g.fellBehind, replay: s.traffic.replay === true },
       accounting: acc,
-      resources: resourcesFrom(samples, elp99Measured),
-      resourcesWholeRun: s.warmup_ms > 0 ? resourcesFrom(allSamples, elp99) : undefined,
+      resources: res.measured,
+      resourcesWholeRun: res.wholeRun,
       latency: { span: sink.latency.summary(), root: sink.rootLatency.summary() },
       fidelity,
       crosscheck,

@@ -23,6 +23,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { REPO_ROOT } from './scenario.js';
+import { SIDECAR_NODE_FLAGS, extraNodeFlags } from './collector.js';
 import { TraceSpillStore } from '../storage/spill.js';
 import { fileNameFor } from '../storage/registry.js';
 import { scanExportRequest } from '../collector/pdata/spans.js';
@@ -94,8 +95,7 @@ async function measure(configText: string, dir: string, idle: boolean): Promise<
   fs.writeFileSync(file, text);
   const t0 = performance.now();
   // As `npm start` runs it; LOADTEST_COLLECTOR_NODE_FLAGS adds flags, as in the load-test harness.
-  const extra = (process.env.LOADTEST_COLLECTOR_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
-  const child = spawn(process.execPath, ['--max-semi-space-size=2', '--single-threaded-gc', ...extra, MAIN, '--config', file], { cwd: dir, stdio: 'ignore' });
+  const child = spawn(process.execPath, [...SIDECAR_NODE_FLAGS, ...extraNodeFlags(), MAIN, '--config', file], { cwd: dir, stdio: 'ignore' });
   let ready = -1;
   for (let i = 0; i < 6000 && ready < 0; i++) {
     try {
