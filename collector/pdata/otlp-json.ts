@@ -101,10 +101,140 @@ const descriptor = {
         },
         Status: { fields: { message: F(2, 'string'), code: F(3, 'int32') } },
         RpcStatus: { fields: { code: F(1, 'int32'), message: F(2, 'string') } },
+        ...logsDescriptor(),
+        ...metricsDescriptor(),
       },
     },
   },
 };
+
+/** opentelemetry-proto logs/v1 and collector/logs/v1, by field number. */
+function logsDescriptor(): Record<string, unknown> {
+  return {
+    ExportLogsServiceRequest: { fields: { resourceLogs: F(1, 'ResourceLogs', 'repeated') } },
+    ExportLogsServiceResponse: { fields: { partialSuccess: F(1, 'ExportLogsPartialSuccess') } },
+    ExportLogsPartialSuccess: { fields: { rejectedLogRecords: F(1, 'int64'), errorMessage: F(2, 'string') } },
+    ResourceLogs: { fields: { resource: F(1, 'Resource'), scopeLogs: F(2, 'ScopeLogs', 'repeated'), schemaUrl: F(3, 'string') } },
+    ScopeLogs: { fields: { scope: F(1, 'InstrumentationScope'), logRecords: F(2, 'LogRecord', 'repeated'), schemaUrl: F(3, 'string') } },
+    LogRecord: {
+      fields: {
+        timeUnixNano: F(1, 'fixed64'),
+        observedTimeUnixNano: F(11, 'fixed64'),
+        severityNumber: F(2, 'int32'),
+        severityText: F(3, 'string'),
+        body: F(5, 'AnyValue'),
+        attributes: F(6, 'KeyValue', 'repeated'),
+        droppedAttributesCount: F(7, 'uint32'),
+        flags: F(8, 'fixed32'),
+        traceId: F(9, 'bytes'),
+        spanId: F(10, 'bytes'),
+        eventName: F(12, 'string'),
+      },
+    },
+  };
+}
+
+/** opentelemetry-proto metrics/v1 and collector/metrics/v1, by field number. */
+function metricsDescriptor(): Record<string, unknown> {
+  const opt = (id: number, type: string) => ({ id, type, options: { proto3_optional: true } });
+  return {
+    ExportMetricsServiceRequest: { fields: { resourceMetrics: F(1, 'ResourceMetrics', 'repeated') } },
+    ExportMetricsServiceResponse: { fields: { partialSuccess: F(1, 'ExportMetricsPartialSuccess') } },
+    ExportMetricsPartialSuccess: { fields: { rejectedDataPoints: F(1, 'int64'), errorMessage: F(2, 'string') } },
+    ResourceMetrics: { fields: { resource: F(1, 'Resource'), scopeMetrics: F(2, 'ScopeMetrics', 'repeated'), schemaUrl: F(3, 'string') } },
+    ScopeMetrics: { fields: { scope: F(1, 'InstrumentationScope'), metrics: F(2, 'Metric', 'repeated'), schemaUrl: F(3, 'string') } },
+    Metric: {
+      oneofs: { data: { oneof: ['gauge', 'sum', 'histogram', 'exponentialHistogram', 'summary'] } },
+      fields: {
+        name: F(1, 'string'),
+        description: F(2, 'string'),
+        unit: F(3, 'string'),
+        gauge: F(5, 'Gauge'),
+        sum: F(7, 'Sum'),
+        histogram: F(9, 'Histogram'),
+        exponentialHistogram: F(10, 'ExponentialHistogram'),
+        summary: F(11, 'Summary'),
+        metadata: F(12, 'KeyValue', 'repeated'),
+      },
+    },
+    Gauge: { fields: { dataPoints: F(1, 'NumberDataPoint', 'repeated') } },
+    Sum: { fields: { dataPoints: F(1, 'NumberDataPoint', 'repeated'), aggregationTemporality: F(2, 'int32'), isMonotonic: F(3, 'bool') } },
+    Histogram: { fields: { dataPoints: F(1, 'HistogramDataPoint', 'repeated'), aggregationTemporality: F(2, 'int32') } },
+    ExponentialHistogram: { fields: { dataPoints: F(1, 'ExponentialHistogramDataPoint', 'repeated'), aggregationTemporality: F(2, 'int32') } },
+    Summary: { fields: { dataPoints: F(1, 'SummaryDataPoint', 'repeated') } },
+    NumberDataPoint: {
+      oneofs: { value: { oneof: ['asDouble', 'asInt'] } },
+      fields: {
+        attributes: F(7, 'KeyValue', 'repeated'),
+        startTimeUnixNano: F(2, 'fixed64'),
+        timeUnixNano: F(3, 'fixed64'),
+        asDouble: F(4, 'double'),
+        asInt: F(6, 'sfixed64'),
+        exemplars: F(5, 'Exemplar', 'repeated'),
+        flags: F(8, 'uint32'),
+      },
+    },
+    HistogramDataPoint: {
+      oneofs: { _sum: { oneof: ['sum'] }, _min: { oneof: ['min'] }, _max: { oneof: ['max'] } },
+      fields: {
+        attributes: F(9, 'KeyValue', 'repeated'),
+        startTimeUnixNano: F(2, 'fixed64'),
+        timeUnixNano: F(3, 'fixed64'),
+        count: F(4, 'fixed64'),
+        sum: opt(5, 'double'),
+        bucketCounts: F(6, 'fixed64', 'repeated'),
+        explicitBounds: F(7, 'double', 'repeated'),
+        exemplars: F(8, 'Exemplar', 'repeated'),
+        flags: F(10, 'uint32'),
+        min: opt(11, 'double'),
+        max: opt(12, 'double'),
+      },
+    },
+    ExponentialHistogramDataPoint: {
+      oneofs: { _sum: { oneof: ['sum'] }, _min: { oneof: ['min'] }, _max: { oneof: ['max'] } },
+      fields: {
+        attributes: F(1, 'KeyValue', 'repeated'),
+        startTimeUnixNano: F(2, 'fixed64'),
+        timeUnixNano: F(3, 'fixed64'),
+        count: F(4, 'fixed64'),
+        sum: opt(5, 'double'),
+        scale: F(6, 'sint32'),
+        zeroCount: F(7, 'fixed64'),
+        positive: F(8, 'Buckets'),
+        negative: F(9, 'Buckets'),
+        flags: F(10, 'uint32'),
+        exemplars: F(11, 'Exemplar', 'repeated'),
+        min: opt(12, 'double'),
+        max: opt(13, 'double'),
+        zeroThreshold: F(14, 'double'),
+      },
+    },
+    Buckets: { fields: { offset: F(1, 'sint32'), bucketCounts: F(2, 'uint64', 'repeated') } },
+    SummaryDataPoint: {
+      fields: {
+        attributes: F(7, 'KeyValue', 'repeated'),
+        startTimeUnixNano: F(2, 'fixed64'),
+        timeUnixNano: F(3, 'fixed64'),
+        count: F(4, 'fixed64'),
+        sum: F(5, 'double'),
+        quantileValues: F(6, 'ValueAtQuantile', 'repeated'),
+        flags: F(8, 'uint32'),
+      },
+    },
+    ValueAtQuantile: { fields: { quantile: F(1, 'double'), value: F(2, 'double') } },
+    Exemplar: {
+      oneofs: { value: { oneof: ['asDouble', 'asInt'] } },
+      fields: {
+        filteredAttributes: F(7, 'KeyValue', 'repeated'),
+        timeUnixNano: F(2, 'fixed64'),
+        asDouble: F(3, 'double'),
+        asInt: F(6, 'sfixed64'),
+        spanId: F(4, 'bytes'),
+        traceId: F(5, 'bytes'),
+      },
+    },
+  };
+}
 
 let root: protobuf.Root | undefined;
 
@@ -152,8 +282,11 @@ function prepareJson(v: unknown, key: string, path: string): unknown {
   return v;
 }
 
-/** OTLP/JSON text -> ExportTraceServiceRequest protobuf bytes. Throws WireError on bad input. */
-export function jsonToProtobuf(text: string | Uint8Array): Uint8Array {
+/** The export request message of each signal. */
+export type RequestTypeName = 'ExportTraceServiceRequest' | 'ExportLogsServiceRequest' | 'ExportMetricsServiceRequest';
+
+/** OTLP/JSON text -> ExportTraceServiceRequest protobuf bytes (or the request `type`). Throws WireError on bad input. */
+export function jsonToProtobuf(text: string | Uint8Array, type: RequestTypeName = 'ExportTraceServiceRequest'): Uint8Array {
   let parsed: unknown;
   try {
     parsed = JSON.parse(typeof text === 'string' ? text : Buffer.from(text.buffer, text.byteOffset, text.length).toString('utf8'));
@@ -161,11 +294,12 @@ export function jsonToProtobuf(text: string | Uint8Array): Uint8Array {
     throw new WireError(`invalid JSON: ${(err as Error).message}`);
   }
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
-    throw new WireError('invalid OTLP/JSON: the body must be an ExportTraceServiceRequest object');
+    throw new WireError(`invalid OTLP/JSON: the body must be an ${type} object`);
   }
   const prepared = prepareJson(parsed, '', '$') as Record<string, unknown>;
   try {
-    return ExportTraceServiceRequest.encode(ExportTraceServiceRequest.fromObject(prepared)).finish();
+    const t = messageType(type);
+    return t.encode(t.fromObject(prepared)).finish();
   } catch (e) {
     throw new WireError(`invalid OTLP/JSON: ${(e as Error).message}`);
   }
@@ -182,15 +316,16 @@ function idsToHex(v: unknown, key: string): unknown {
   return v;
 }
 
-/** ExportTraceServiceRequest protobuf bytes -> OTLP/JSON object (hex ids, string int64s, integer enums). */
-export function protobufToJsonObject(bytes: Uint8Array): Record<string, unknown> {
-  const msg = ExportTraceServiceRequest.decode(bytes);
-  const obj = ExportTraceServiceRequest.toObject(msg, { longs: String, enums: Number, bytes: Buffer as unknown as typeof String, defaults: false, oneofs: false });
+/** ExportTraceServiceRequest (or the request `type`) protobuf bytes -> OTLP/JSON object (hex ids, string int64s, integer enums). */
+export function protobufToJsonObject(bytes: Uint8Array, type: RequestTypeName = 'ExportTraceServiceRequest'): Record<string, unknown> {
+  const t = messageType(type);
+  const msg = t.decode(bytes);
+  const obj = t.toObject(msg, { longs: String, enums: Number, bytes: Buffer as unknown as typeof String, defaults: false, oneofs: false });
   return idsToHex(obj, '') as Record<string, unknown>;
 }
 
-export function protobufToJson(bytes: Uint8Array): string {
-  return JSON.stringify(protobufToJsonObject(bytes));
+export function protobufToJson(bytes: Uint8Array, type: RequestTypeName = 'ExportTraceServiceRequest'): string {
+  return JSON.stringify(protobufToJsonObject(bytes, type));
 }
 
 /** Encodes a google.rpc.Status (for HTTP error bodies). */

@@ -1,22 +1,23 @@
 /**
- * The OTLP receiver: gRPC (TraceService/Export) and HTTP (POST /v1/traces,
- * protobuf or JSON, optionally gzip). Both transports scan the request into
- * Span objects (no full decode) and hand them to the next stage; the answer to
- * the client follows the outcome (see status.ts).
+ * The OTLP receiver: gRPC (TraceService/Export, LogsService/Export,
+ * MetricsService/Export) and HTTP (POST /v1/traces, /v1/logs, /v1/metrics,
+ * protobuf or JSON, optionally gzip), for the signals whose pipelines list it
+ * (signals.ts has what differs per signal). Both transports scan the request
+ * into items (no full decode) and hand them to the next stage of their
+ * signal; the answer to the client follows the outcome (see status.ts).
  */
 import http from 'node:http';
 import zlib from 'node:zlib';
 import type { Component, CreateSettings } from '../../collector/component.js';
-import type { TracesConsumer } from '../../collector/consumer.js';
-import { scanExportRequest, type ScanResult } from '../../collector/pdata/spans.js';
+import type { SignalConsumers, TracesConsumer } from '../../collector/consumer.js';
 import { WireError } from '../../collector/pdata/wire.js';
+import { ITEM, ITEM_TEXT, type Signal } from '../../collector/signals.js';
+import { ROUTES, type SignalRoute, type SignalScan } from './signals.js';
 import { jsonToProtobuf, encodeRpcStatus } from '../../collector/pdata/otlp-json.js';
 import type { Counter } from '../../collector/telemetry/metrics.js';
 import { splitHostPort, type GrpcConfig, type HttpConfig, type OtlpReceiverConfig } from './config.js';
 import { GrpcCode, UnaryGrpcServer, listenOn, type UnaryCall, type UnaryReply } from './grpc-server.js';
 import { answerFor, encodeExportResponse, encodeStatusWithRetry, exportResponseJson, type RefuseReason } from './status.js';
-
-const EXPORT_PATH = '/opentelemetry.proto.collector.trace.v1.TraceService/Export';
 
 type Transport = 'grpc' | 'http';
 
@@ -27,23 +28,25 @@ class TransportMetrics {
   private readonly receiver: string;
   private readonly transport: string;
   private readonly reasonChildren = new Map<string, ReturnType<Counter['labels']>>();
-  constructor(settings: CreateSettings, transport: Transport) {
+  constructor(settings: CreateSettings, transport: Transport, signal: Signal = 'traces') {
     const t = settings.telemetry;
     this.receiver = settings.id;
     this.transport = transport;
+    const item = ITEM[signal];
+    const Item = ITEM_TEXT[signal][0].toUpperCase() + ITEM_TEXT[signal].slice(1);
     this.accepted = t
-      .counter('otelcol_receiver_accepted_spans_total', 'Spans the receiver accepted into the pipeline.', ['receiver', 'transport'])
+      .counter(`otelcol_receiver_accepted_${item}_total`, `${Item} the receiver accepted into the pipeline.`, ['receiver', 'transport'])
       .labels(settings.id, transport);
     this.refused = t
-      .counter('otelcol_receiver_refused_spans_total', 'Spans the receiver refused (the client was told).', ['receiver', 'transport'])
+      .counter(`otelcol_receiver_refused_${item}_total`, `${Item} the receiver refused (the client was told).`, ['receiver', 'transport'])
       .labels(settings.id, transport);
     this.refusedByReason = t.counter(
-      'sidecar_receiver_refused_spans_total',
-      'Spans refused at the receiver, by reason (invalid_span, memory_limit, retryable, permanent, malformed, too_large, internal).',
+      `sidecar_receiver_refused_${item}_total`,
+      `${Item} refused at the receiver, by reason (invalid_span / invalid_log_record / invalid_metric, memory_limit, retryable, permanent, malformed, too_large, internal).`,
       ['receiver', 'transport', 'reason'],
     );
   }
-  refuse(reason: RefuseReason | 'invalid_span', n: number): void {
+  refuse(reason: RefuseReason | SignalRoute['invalidReason'], n: number): void {
     if (n <= 0) return;
     this.refused.inc(n);
     let c = this.reasonChildren.get(reason);
@@ -58,22 +61,28 @@ class TransportMetrics {
 export class OtlpReceiver implements Component {
   private readonly settings: CreateSettings;
   private readonly config: OtlpReceiverConfig;
-  private readonly next: TracesConsumer;
+  private readonly consumers: SignalConsumers;
+  /** The signals this instance serves (the ones it has a consumer for). */
+  private readonly routes: SignalRoute[];
   private grpcServer: UnaryGrpcServer | undefined;
   private httpServer: http.Server | undefined;
-  private readonly grpcMetrics: TransportMetrics;
-  private readonly httpMetrics: TransportMetrics;
+  private readonly grpcMetrics = new Map<Signal, TransportMetrics>();
+  private readonly httpMetrics = new Map<Signal, TransportMetrics>();
   private stopped = false;
   /** Bound addresses after start (port 0 resolves to the real port). */
   grpcPort = 0;
   httpPort = 0;
 
-  constructor(settings: CreateSettings, config: OtlpReceiverConfig, next: TracesConsumer) {
+  /** `consumers` holds the next stage per signal; without it the receiver serves traces into `next`. */
+  constructor(settings: CreateSettings, config: OtlpReceiverConfig, next: TracesConsumer, consumers?: SignalConsumers) {
     this.settings = settings;
     this.config = config;
-    this.next = next;
-    this.grpcMetrics = new TransportMetrics(settings, 'grpc');
-    this.httpMetrics = new TransportMetrics(settings, 'http');
+    this.consumers = consumers ?? { traces: next };
+    this.routes = ROUTES.filter((r) => this.consumers[r.signal] !== undefined);
+    for (const r of this.routes) {
+      this.grpcMetrics.set(r.signal, new TransportMetrics(settings, 'grpc', r.signal));
+      this.httpMetrics.set(r.signal, new TransportMetrics(settings, 'http', r.signal));
+    }
   }
 
   async start(): Promise<void> {
@@ -86,16 +95,16 @@ export class OtlpReceiver implements Component {
    * Hands a scanned request to the pipeline. Resolves with what to answer;
    * never rejects (every failure is an answer to the client).
    */
-  private async deliver(scan: ScanResult, m: TransportMetrics): Promise<{ ok: true } | { ok: false; err: unknown }> {
-    m.refuse('invalid_span', scan.rejected);
-    if (scan.spans.length === 0) return { ok: true };
+  private async deliver(route: SignalRoute, scan: SignalScan, m: TransportMetrics): Promise<{ ok: true } | { ok: false; err: unknown }> {
+    m.refuse(route.invalidReason, scan.rejected);
+    if (scan.items.length === 0) return { ok: true };
     try {
-      await this.next.consume(scan.spans);
-      m.accepted.inc(scan.spans.length);
+      await route.deliver(this.consumers, scan.items);
+      m.accepted.inc(scan.count);
       return { ok: true };
     } catch (err) {
       const a = answerFor(err);
-      m.refuse(a.reason, scan.spans.length);
+      m.refuse(a.reason, scan.count);
       if (a.reason === 'internal') this.settings.logger.error({ err }, 'pipeline failed on a request');
       return { ok: false, err };
     }
@@ -104,15 +113,17 @@ export class OtlpReceiver implements Component {
   // ------------------------------------------------------------------ gRPC
 
   private async startGrpc(cfg: GrpcConfig): Promise<void> {
-    const m = this.grpcMetrics;
+    const methods: Record<string, (call: UnaryCall) => UnaryReply | Promise<UnaryReply>> = {};
+    for (const r of this.routes) methods[r.grpcPath] = (call) => this.onGrpcExport(r, call);
+    const metricsFor = (path: string) => this.grpcMetrics.get(this.routes.find((r) => r.grpcPath === path)?.signal ?? 'traces');
     const server = new UnaryGrpcServer({
-      methods: { [EXPORT_PATH]: (call) => this.onGrpcExport(call) },
+      methods,
       maxRecvBytes: Math.floor(cfg.max_recv_msg_size_mib * 1024 * 1024),
       maxConcurrentStreams: cfg.max_concurrent_streams,
       windowBytes: Math.floor(cfg.window_size_mib * 1024 * 1024),
       // Refused while shutting down is not counted, as on the HTTP side: the client retries.
-      onRefused: (_path, why) => {
-        if (why !== 'unavailable') m.refuse(why, 1);
+      onRefused: (path, why) => {
+        if (why !== 'unavailable') metricsFor(path)?.refuse(why, 1);
       },
       onHandlerError: (err) => this.settings.logger.error({ err }, 'unexpected failure answering a gRPC export'),
     });
@@ -122,17 +133,17 @@ export class OtlpReceiver implements Component {
     this.settings.logger.info({ endpoint: `${host}:${this.grpcPort}` }, 'OTLP/gRPC receiver listening');
   }
 
-  private onGrpcExport(call: UnaryCall): UnaryReply | Promise<UnaryReply> {
-    const m = this.grpcMetrics;
+  private onGrpcExport(route: SignalRoute, call: UnaryCall): UnaryReply | Promise<UnaryReply> {
+    const m = this.grpcMetrics.get(route.signal)!;
     if (this.stopped) return { code: GrpcCode.UNAVAILABLE, message: 'collector is shutting down' };
-    let scan: ScanResult;
+    let scan: SignalScan;
     try {
-      scan = scanExportRequest(call.message);
+      scan = route.scan(call.message);
     } catch (err) {
       m.refuse('malformed', 1);
-      return { code: GrpcCode.INVALID_ARGUMENT, message: `malformed ExportTraceServiceRequest: ${(err as Error).message}` };
+      return { code: GrpcCode.INVALID_ARGUMENT, message: `malformed ${route.requestType}: ${(err as Error).message}` };
     }
-    return this.deliver(scan, m).then((res): UnaryReply => {
+    return this.deliver(route, scan, m).then((res): UnaryReply => {
       if (res.ok) return { code: GrpcCode.OK, body: encodeExportResponse(scan.rejected, scan.rejectReason) };
       const a = answerFor(res.err);
       return {
@@ -165,15 +176,17 @@ export class OtlpReceiver implements Component {
   }
 
   private onHttpRequest(cfg: HttpConfig, req: http.IncomingMessage, res: http.ServerResponse): void {
-    const m = this.httpMetrics;
     const path = (req.url ?? '').split('?')[0];
     const ctype = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
     const isJson = ctype === 'application/json';
     const replyType = isJson ? 'application/json' : 'application/x-protobuf';
-    if (path !== cfg.traces_url_path) {
+    const route = this.routes.find((r) => r.httpPath(cfg) === path);
+    if (route === undefined) {
       drain(req);
-      return sendStatus(res, 404, `unknown path ${path}; traces are accepted at ${cfg.traces_url_path}`, replyType);
+      const served = this.routes.map((r) => `${r.signal} at ${r.httpPath(cfg)}`).join(', ');
+      return sendStatus(res, 404, `unknown path ${path}; this receiver accepts ${served}`, replyType);
     }
+    const m = this.httpMetrics.get(route.signal)!;
     if (req.method !== 'POST') {
       drain(req);
       res.setHeader('Allow', 'POST');
@@ -231,27 +244,31 @@ export class OtlpReceiver implements Component {
             if (big) res.setHeader('Connection', 'close');
             return sendStatus(res, big ? 413 : 400, big ? `decompressed body exceeds the limit of ${limit} bytes` : `invalid gzip body: ${err.message}`, replyType);
           }
-          this.handleHttpBody(out, isJson, replyType, res);
+          this.handleHttpBody(route, out, isJson, replyType, res);
         });
-      } else this.handleHttpBody(body, isJson, replyType, res);
+      } else this.handleHttpBody(route, body, isJson, replyType, res);
     });
   }
 
-  private handleHttpBody(body: Buffer, isJson: boolean, replyType: string, res: http.ServerResponse): void {
-    const m = this.httpMetrics;
-    let scan: ScanResult;
+  private handleHttpBody(route: SignalRoute, body: Buffer, isJson: boolean, replyType: string, res: http.ServerResponse): void {
+    const m = this.httpMetrics.get(route.signal)!;
+    let scan: SignalScan;
     try {
-      scan = scanExportRequest(isJson ? jsonToProtobuf(body) : body);
+      scan = route.scan(isJson ? jsonToProtobuf(body, route.requestType) : body);
     } catch (err) {
       m.refuse('malformed', 1);
       const msg = err instanceof WireError ? err.message : String(err);
-      return sendStatus(res, 400, `malformed ExportTraceServiceRequest: ${msg}`, replyType);
+      return sendStatus(res, 400, `malformed ${route.requestType}: ${msg}`, replyType);
     }
-    this.deliver(scan, m).then((r) => {
+    this.deliver(route, scan, m).then((r) => {
       if (r.ok) {
         res.statusCode = 200;
         res.setHeader('Content-Type', replyType);
-        res.end(isJson ? exportResponseJson(scan.rejected, scan.rejectReason) : encodeExportResponse(scan.rejected, scan.rejectReason));
+        res.end(
+          isJson
+            ? exportResponseJson(scan.rejected, scan.rejectReason, route.rejectedJsonKey)
+            : encodeExportResponse(scan.rejected, scan.rejectReason),
+        );
         return;
       }
       const a = answerFor(r.err);
