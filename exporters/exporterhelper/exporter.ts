@@ -160,20 +160,21 @@ export class QueuedExporter implements Component, TracesConsumer, LogsConsumer, 
     this.mEnqueueFailed = t
       .counter(`otelcol_exporter_enqueue_failed_${item}_total`, `${Item} refused because the sending queue was full or closed.`, L)
       .labels(id);
-    // Queue gauges: label data_type for logs and metrics (as the Collector does), none for traces (unchanged names).
-    const QL = this.signal === 'traces' ? L : ['exporter', 'data_type'];
-    const ql = this.signal === 'traces' ? [id] : [id, this.signal];
+    // Gauges of one exporter's state carry data_type (traces, logs, metrics), as the Collector's queue metrics do:
+    // an exporter id serving several signals has a queue, requests in flight and a circuit per signal.
+    const QL = ['exporter', 'data_type'];
+    const ql = [id, this.signal];
     this.mQueueSize = t.gauge('otelcol_exporter_queue_size', 'Requests waiting in the sending queue.', QL).labels(...ql);
     t.gauge('otelcol_exporter_queue_capacity', 'Capacity of the sending queue in requests.', QL).labels(...ql).set(this.queue.capacity);
     this.mQueueBytes = t.gauge('sidecar_exporter_queue_size_bytes', 'Encoded bytes waiting in the sending queue.', QL).labels(...ql);
     t.gauge('sidecar_exporter_queue_capacity_bytes', 'Capacity of the sending queue in bytes.', QL).labels(...ql).set(this.queue.capacityBytes);
-    this.mInFlight = t.gauge('sidecar_exporter_in_flight_requests', 'Send attempts in progress.', L).labels(id);
+    this.mInFlight = t.gauge('sidecar_exporter_in_flight_requests', 'Send attempts in progress.', QL).labels(...ql);
     const latency = t
       .histogram('sidecar_exporter_send_latency_seconds', 'Duration of one send attempt.', ['exporter', 'outcome'], [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]);
     this.mLatencyOk = latency.labels(id, 'success');
     this.mLatencyFail = latency.labels(id, 'failure');
     this.mRetries = t.counter('sidecar_exporter_retries_total', 'Send attempts after the first one for a request.', L).labels(id);
-    this.mCircuit = t.gauge('sidecar_exporter_circuit_state', 'Circuit breaker: 0 closed, 1 open, 2 half-open (probing).', L).labels(id);
+    this.mCircuit = t.gauge('sidecar_exporter_circuit_state', 'Circuit breaker: 0 closed, 1 open, 2 half-open (probing).', QL).labels(...ql);
     this.mRejected = t
       .counter(`sidecar_exporter_rejected_${item}_total`, `${Item} the backend accepted the request for but rejected (partial_success).`, L)
       .labels(id);
