@@ -10,7 +10,7 @@ import type { Component, CreateSettings } from '../../collector/component.js';
 import type { TracesConsumer } from '../../collector/consumer.js';
 import { scanExportRequest, type ScanResult } from '../../collector/pdata/spans.js';
 import { WireError } from '../../collector/pdata/wire.js';
-import { jsonToProtobuf, encodeRpcStatus } from '../../collector/pdata/otlp-json.js';
+import { scanJsonRequest, encodeRpcStatus } from '../../collector/pdata/otlp-json.js';
 import type { Counter } from '../../collector/telemetry/metrics.js';
 import { splitHostPort, type GrpcConfig, type HttpConfig, type OtlpReceiverConfig } from './config.js';
 import { GrpcCode, UnaryGrpcServer, listenOn, type UnaryCall, type UnaryReply } from './grpc-server.js';
@@ -87,7 +87,8 @@ export class OtlpReceiver implements Component {
    * never rejects (every failure is an answer to the client).
    */
   private async deliver(scan: ScanResult, m: TransportMetrics): Promise<{ ok: true } | { ok: false; err: unknown }> {
-    m.refuse('invalid_span', scan.rejected);
+    m.refuse('invalid_span', scan.rejected - scan.malformed);
+    m.refuse('malformed', scan.malformed);
     if (scan.spans.length === 0) return { ok: true };
     try {
       await this.next.consume(scan.spans);
@@ -241,7 +242,7 @@ export class OtlpReceiver implements Component {
     const m = this.httpMetrics;
     let scan: ScanResult;
     try {
-      scan = scanExportRequest(isJson ? jsonToProtobuf(body) : body);
+      scan = isJson ? scanJsonRequest(body) : scanExportRequest(body);
     } catch (err) {
       m.refuse('malformed', 1);
       const msg = err instanceof WireError ? err.message : String(err);
