@@ -25,6 +25,7 @@ import { DiskRequestQueue } from './disk_queue.js';
 import { realTimers, type Timers } from './timers.js';
 import { backoffPolicy, jitter, nextInterval, type BackoffPolicy } from './backoff.js';
 import { CircuitBreaker, CIRCUIT_CLOSED } from './circuit.js';
+import { DrainRate, MAX_HINT_MS } from './drain.js';
 
 /** What a backend said about an accepted request. */
 export interface SendResult {
@@ -98,6 +99,7 @@ export class QueuedExporter implements Component, TracesConsumer {
   private readonly hardStop = new AbortController();
   private inFlight = 0;
   private avgAttemptMs = 100;
+  private readonly drain: DrainRate;
   private lastRejectLog = -Infinity;
   private lastFailLog = -Infinity;
   private shutdownPromise: Promise<void> | undefined;
@@ -120,6 +122,7 @@ export class QueuedExporter implements Component, TracesConsumer {
     this.log = settings.logger;
     this.telemetry = settings.telemetry;
     this.clock = settings.clock;
+    this.drain = new DrainRate(settings.clock);
     this.timers = opts.timers ?? realTimers;
     this.random = opts.random ?? Math.random;
     this.send = send;
@@ -216,7 +219,7 @@ export class QueuedExporter implements Component, TracesConsumer {
     }
     throw new RetryableError(
       `sending queue of exporter ${this.id} is full (${this.queue.size} requests, ${this.queue.bytes} bytes)`,
-      this.retryAfterHint(),
+      this.retryAfterHint(req),
       'ERR_QUEUE_FULL',
     );
   }
@@ -320,6 +323,7 @@ export class QueuedExporter implements Component, TracesConsumer {
         await new Promise<void>((r) => this.idle.push(r));
         continue;
       }
+      this.drain.taken(this.queue.size);
       this.queueChanged();
       // One slot freed: let one blocked producer try again.
       const w = this.roomWaiters.shift();
@@ -464,11 +468,20 @@ export class QueuedExporter implements Component, TracesConsumer {
     return this.fail(req, 'shutdown', err, propagate);
   }
 
-  /** A retry delay for a refused caller, from how long the queue will take to drain. */
-  private retryAfterHint(): number {
-    let ms = Math.ceil(((this.queue.size + this.inFlight) * this.avgAttemptMs) / this.numConsumers);
-    if (this.circuit) ms = Math.max(ms, this.circuit.remainingMs());
-    return Math.min(30_000, Math.max(1_000, ms));
+  /**
+   * A retry delay for a refused caller: how long until the queue has room for
+   * `req`, from the measured drain rate (drain.ts). Before the drain was ever
+   * measured, the time to send what is queued at the average attempt time
+   * (at least 1 s). An open circuit breaker's remaining time is a floor.
+   */
+  private retryAfterHint(req: ExportRequest): number {
+    const q = this.queue;
+    let need = Math.max(1, q.size + 1 - q.capacity);
+    const excessBytes = q.bytes + req.bytes.length - q.capacityBytes;
+    if (excessBytes > 0 && q.size > 0) need = Math.max(need, Math.ceil(excessBytes / (q.bytes / q.size)));
+    let ms = this.drain.delayFor(need) ?? Math.min(MAX_HINT_MS, Math.max(1_000, Math.ceil(((q.size + this.inFlight) * this.avgAttemptMs) / this.numConsumers)));
+    if (this.circuit) ms = Math.min(MAX_HINT_MS, Math.max(ms, this.circuit.remainingMs()));
+    return ms;
   }
 }
 
