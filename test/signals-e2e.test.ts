@@ -35,11 +35,11 @@ class Sink {
     const settings = { id: 'sink', logger: silentLogger(), telemetry: new Telemetry(), clock: systemClock };
     const cfg = withDefaults(OtlpReceiverSchema, { protocols: { grpc: { endpoint: '127.0.0.1:0' }, http: { endpoint: '127.0.0.1:0' } } });
     const traces = { consume: async (_s: Span[]) => {} };
-    this.receiver = new OtlpReceiver(settings, cfg, traces, {
+    this.receiver = new OtlpReceiver(settings, cfg, traces, { consumers: {
       traces,
       logs: { consumeLogs: async (r: LogRecord[]) => void this.logs.push(encodeExportRequest(r)) },
       metrics: { consumeMetrics: async (m: Metric[]) => void this.metrics.push(encodeExportRequest(m)) },
-    });
+    } });
   }
 }
 

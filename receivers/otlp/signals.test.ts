@@ -35,7 +35,7 @@ beforeAll(async () => {
   });
   const traces = { consume: async (_s: Span[]) => {} };
   const settings = { id: 'otlp', logger: silentLogger(), telemetry, clock: systemClock };
-  receiver = new OtlpReceiver(settings, config, traces, {
+  receiver = new OtlpReceiver(settings, config, traces, { consumers: {
     traces,
     logs: {
       consumeLogs: async (r) => {
@@ -49,9 +49,9 @@ beforeAll(async () => {
         got.metrics.push(...m);
       },
     },
-  });
+  } });
   await receiver.start();
-  tracesOnly = new OtlpReceiver({ ...settings, id: 'traces_only', telemetry: new Telemetry() }, config, traces, { traces });
+  tracesOnly = new OtlpReceiver({ ...settings, id: 'traces_only', telemetry: new Telemetry() }, config, traces, { consumers: { traces } });
   await tracesOnly.start();
   client = new grpc.Client(`127.0.0.1:${receiver.grpcPort}`, grpc.credentials.createInsecure());
   base = `http://127.0.0.1:${receiver.httpPort}`;

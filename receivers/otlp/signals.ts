@@ -9,7 +9,7 @@ import { consumeAs } from '../../collector/consumer.js';
 import { scanExportRequest } from '../../collector/pdata/spans.js';
 import { scanLogsRequest } from '../../collector/pdata/logs.js';
 import { scanMetricsRequest } from '../../collector/pdata/metrics.js';
-import type { RequestTypeName } from '../../collector/pdata/otlp-json.js';
+import { convertJsonRequest, scanJsonRequest, type RequestTypeName } from '../../collector/pdata/otlp-json.js';
 import type { Signal } from '../../collector/signals.js';
 import type { HttpConfig } from './config.js';
 
@@ -19,6 +19,8 @@ export interface SignalScan {
   /** Accepted-side count (spans, log records, data points). */
   count: number;
   rejected: number;
+  /** Of `rejected`, those refused because their values were malformed (the rest had invalid ids or values). */
+  malformed: number;
   rejectReason: string;
 }
 
@@ -31,8 +33,22 @@ export interface SignalRoute {
   /** Reason label for items rejected at scan. */
   invalidReason: 'invalid_span' | 'invalid_log_record' | 'invalid_metric';
   scan(bytes: Uint8Array): SignalScan;
+  /** OTLP/JSON: converted item by item (items that do not convert are rejected as malformed), then scanned. */
+  scanJson(body: Uint8Array): SignalScan;
   httpPath(cfg: HttpConfig): string;
   deliver(consumers: SignalConsumers, items: object[]): Promise<void>;
+}
+
+/** Scans a converted JSON request and adds the items the conversion left out as malformed rejections. */
+function withSkipped(conv: { bytes: Uint8Array; skipped: number[]; firstProblem: string }, scan: (b: Uint8Array) => SignalScan): SignalScan {
+  const s = scan(conv.bytes);
+  const n = conv.skipped.length;
+  if (n > 0) {
+    s.rejected += n;
+    s.malformed += n;
+    if (s.rejectReason === '') s.rejectReason = conv.firstProblem;
+  }
+  return s;
 }
 
 const deliverer = (signal: Signal) => (consumers: SignalConsumers, items: object[]) => consumeAs(signal, consumers[signal]!, items);
@@ -46,7 +62,11 @@ export const ROUTES: readonly SignalRoute[] = [
     invalidReason: 'invalid_span',
     scan(bytes) {
       const s = scanExportRequest(bytes);
-      return { items: s.spans, count: s.spans.length, rejected: s.rejected, rejectReason: s.rejectReason };
+      return { items: s.spans, count: s.spans.length, rejected: s.rejected, malformed: s.malformed, rejectReason: s.rejectReason };
+    },
+    scanJson(body) {
+      const s = scanJsonRequest(body);
+      return { items: s.spans, count: s.spans.length, rejected: s.rejected, malformed: s.malformed, rejectReason: s.rejectReason };
     },
     httpPath: (cfg) => cfg.traces_url_path,
     deliver: deliverer('traces'),
@@ -59,7 +79,10 @@ export const ROUTES: readonly SignalRoute[] = [
     invalidReason: 'invalid_log_record',
     scan(bytes) {
       const s = scanLogsRequest(bytes);
-      return { items: s.items, count: s.items.length, rejected: s.rejected, rejectReason: s.rejectReason };
+      return { items: s.items, count: s.items.length, rejected: s.rejected, malformed: 0, rejectReason: s.rejectReason };
+    },
+    scanJson(body) {
+      return withSkipped(convertJsonRequest(body, 'ExportLogsServiceRequest'), (b) => this.scan(b));
     },
     httpPath: (cfg) => cfg.logs_url_path,
     deliver: deliverer('logs'),
@@ -72,7 +95,11 @@ export const ROUTES: readonly SignalRoute[] = [
     invalidReason: 'invalid_metric',
     scan(bytes) {
       const s = scanMetricsRequest(bytes);
-      return { items: s.items, count: s.points, rejected: s.rejectedPoints, rejectReason: s.rejectReason };
+      return { items: s.items, count: s.points, rejected: s.rejectedPoints, malformed: 0, rejectReason: s.rejectReason };
+    },
+    scanJson(body) {
+      // A metric left out by the conversion counts as one rejected data point (its points were never read).
+      return withSkipped(convertJsonRequest(body, 'ExportMetricsServiceRequest'), (b) => this.scan(b));
     },
     httpPath: (cfg) => cfg.metrics_url_path,
     deliver: deliverer('metrics'),
