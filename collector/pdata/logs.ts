@@ -8,7 +8,8 @@
  * Unknown fields stay in the bytes and are exported as they came.
  */
 import { isUtf8 } from 'node:buffer';
-import { WireReader, WIRE_LEN, WIRE_I64, WIRE_I32, WIRE_VARINT, toHex } from './wire.js';
+import { WireReader, WireWriter, WIRE_LEN, WIRE_I64, WIRE_I32, WIRE_VARINT, toHex, utf8Encode } from './wire.js';
+import { encodeKeyValue, type AttrValue } from './attributes.js';
 import type { ScopeRef } from './spans.js';
 import { EncodedItem, scanFramed, type FramedScan } from './scan.js';
 import { checkAnyValue, checkKeyValue } from './anycheck.js';
@@ -136,4 +137,44 @@ export function indexLogRecord(rec: LogRecord): string | undefined {
   }
   rec.timeNs = time !== 0 ? time : observed;
   return undefined;
+}
+
+/**
+ * Sets log record attributes: existing attributes with these keys are removed
+ * and the new ones appended; the record's bytes are rewritten once and its
+ * index refreshed (the span id moves). Everything else is copied as it was.
+ */
+export function setLogAttributes(rec: LogRecord, attrs: Record<string, AttrValue>): void {
+  const keys = Object.keys(attrs);
+  if (keys.length === 0) return;
+  const keyBytes = keys.map(utf8Encode);
+  const buf = rec.buf;
+  const w = new WireWriter(rec.len + 64 * keys.length);
+  const r = new WireReader(buf, rec.off, rec.off + rec.len);
+  while (!r.done()) {
+    const start = r.pos;
+    const tag = r.uint32();
+    if (tag === ((LOG_ATTRIBUTES << 3) | WIRE_LEN)) {
+      const e = r.lenEnd();
+      const kr = new WireReader(buf, r.pos, e);
+      let replaced = false;
+      while (!kr.done()) {
+        const kt = kr.uint32();
+        if (kt === ((1 << 3) | WIRE_LEN)) {
+          const ke = kr.lenEnd();
+          for (const kb of keyBytes) if (kb.length === ke - kr.pos && Buffer.from(buf.buffer, buf.byteOffset + kr.pos, kb.length).equals(kb)) replaced = true;
+          kr.pos = ke;
+        } else kr.skip(kt & 7);
+      }
+      r.pos = e;
+      if (replaced) continue;
+    } else r.skip(tag & 7);
+    w.raw(buf, start, r.pos);
+  }
+  for (const k of keys) encodeKeyValue(w, LOG_ATTRIBUTES, k, attrs[k]);
+  rec.setBytes(Buffer.from(w.finish()));
+  const traceId = rec.traceId;
+  rec.spanIdOff = -1;
+  indexLogRecord(rec);
+  rec.traceId = traceId;
 }
