@@ -38,7 +38,10 @@ beforeAll(async () => {
   const config = withDefaults(OtlpReceiverSchema, {
     protocols: { grpc: { endpoint: '127.0.0.1:0' }, http: { endpoint: '127.0.0.1:0', max_request_body_size: 64 * 1024 } },
   });
-  receiver = new OtlpReceiver({ id: 'otlp', logger: silentLogger(), telemetry, clock: systemClock }, config, next);
+  // These tests switch the pipeline's answer from one request to the next:
+  // no refusal memory here (admission.test.ts and network.test.ts cover it).
+  const admitAll = { check: () => undefined, accepted: () => undefined, refused: () => undefined };
+  receiver = new OtlpReceiver({ id: 'otlp', logger: silentLogger(), telemetry, clock: systemClock }, config, next, { admission: admitAll });
   await receiver.start();
   client = new grpc.Client(`127.0.0.1:${receiver.grpcPort}`, grpc.credentials.createInsecure());
   base = `http://127.0.0.1:${receiver.httpPort}`;
