@@ -18,7 +18,7 @@
  * - No broadcast, nothing on the receive path: only ids this sidecar holds
  *   are read, and only from the tick.
  * - Failure: a failed or timed-out round trip marks the store unavailable for
- *   a back-off (1 s doubling to 30 s); meanwhile every trace is decided
+ *   a back-off (1 s doubling to 5 s); meanwhile every trace is decided
  *   alone at once, the traces held at that moment too, each counted in
  *   decisions_without_store_total{reason}; the next round trip after the
  *   back-off tries again (the client reconnects by itself). One log line per
@@ -74,7 +74,7 @@ const MAX_IN_FLIGHT = 4;
 /** Ids per multi-key read. */
 const READ_CHUNK = 1000;
 const BACKOFF_MIN_MS = 1000;
-const BACKOFF_MAX_MS = 30_000;
+const BACKOFF_MAX_MS = 5_000;
 
 type C = ReturnType<Counter['labels']>;
 
