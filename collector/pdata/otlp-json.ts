@@ -19,6 +19,8 @@
 import { createRequire } from 'node:module';
 import type protobuf from 'protobufjs';
 import { WireError, WireWriter, WIRE_VARINT } from './wire.js';
+import { scanExportRequest, type ScanResult } from './spans.js';
+import { MAX_ANY_VALUE_DEPTH } from './validate.js';
 
 const F = (id: number, type: string, rule?: 'repeated') => (rule ? { id, type, rule } : { id, type });
 
@@ -135,40 +137,228 @@ function camel(k: string): string {
   return k.includes('_') ? k.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase()) : k;
 }
 
-/** Rewrites an OTLP/JSON object into what protobufjs fromObject expects (hex ids -> bytes, camelCase keys). */
-function prepareJson(v: unknown, key: string, path: string): unknown {
-  if (Array.isArray(v)) return v.map((x, i) => prepareJson(x, key, `${path}[${i}]`));
+/** JS nesting (objects and arrays) allowed inside one span or header: AnyValue nesting is checked exactly by the scanner after conversion. */
+const MAX_JSON_DEPTH = 4 * MAX_ANY_VALUE_DEPTH + 16;
+
+type JsonKind = 'string' | 'int64' | 'uint32' | 'int32' | 'fixed32' | 'bool' | 'double' | 'bytes' | 'object' | 'array';
+
+/** What each OTLP/JSON trace field must hold (names are unique across the trace messages but for `flags`, fixed32 in both). */
+const KINDS: Record<string, JsonKind> = {
+  traceState: 'string',
+  name: 'string',
+  key: 'string',
+  stringValue: 'string',
+  message: 'string',
+  version: 'string',
+  schemaUrl: 'string',
+  intValue: 'int64',
+  startTimeUnixNano: 'int64',
+  endTimeUnixNano: 'int64',
+  timeUnixNano: 'int64',
+  droppedAttributesCount: 'uint32',
+  droppedEventsCount: 'uint32',
+  droppedLinksCount: 'uint32',
+  kind: 'int32',
+  code: 'int32',
+  flags: 'fixed32',
+  boolValue: 'bool',
+  doubleValue: 'double',
+  bytesValue: 'bytes',
+  value: 'object',
+  arrayValue: 'object',
+  kvlistValue: 'object',
+  status: 'object',
+  resource: 'object',
+  scope: 'object',
+  attributes: 'array',
+  events: 'array',
+  links: 'array',
+  values: 'array',
+};
+
+const INT_TEXT = /^-?[0-9]+$/;
+const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
+
+/** Why a JSON value does not fit its field, or '' when it does. */
+function kindProblem(kind: JsonKind, v: unknown): string {
+  switch (kind) {
+    case 'string':
+      return typeof v === 'string' ? '' : 'a string expected';
+    case 'bool':
+      return typeof v === 'boolean' ? '' : 'true or false expected';
+    case 'object':
+      return v !== null && typeof v === 'object' && !Array.isArray(v) ? '' : 'an object expected';
+    case 'array':
+      return Array.isArray(v) ? '' : 'an array expected';
+    case 'bytes':
+      return typeof v === 'string' && BASE64.test(v) ? '' : 'base64 text expected';
+    case 'double':
+      if (typeof v === 'number') return '';
+      return typeof v === 'string' && (v === 'NaN' || v === 'Infinity' || v === '-Infinity' || (v.trim() !== '' && Number.isFinite(Number(v)))) ? '' : 'a number expected';
+    default: {
+      let n: bigint;
+      if (typeof v === 'number' && Number.isInteger(v)) n = BigInt(v);
+      else if (typeof v === 'string' && INT_TEXT.test(v)) n = BigInt(v);
+      else return 'an integer expected';
+      const [lo, hi] = kind === 'int64' ? [-(2n ** 63n), 2n ** 64n - 1n] : kind === 'int32' ? [-(2n ** 31n), 2n ** 31n - 1n] : [0n, 2n ** 32n - 1n];
+      return n >= lo && n <= hi ? '' : 'integer out of range';
+    }
+  }
+}
+
+/**
+ * Rewrites one OTLP/JSON span or header into what protobufjs fromObject
+ * expects (hex ids -> bytes, camelCase keys), checking every known field's
+ * type on the way: protobufjs would coerce a wrong one silently (a number
+ * into a string field, "abc" into int64 0). Throws WireError naming the path.
+ */
+function prepareJson(v: unknown, key: string, path: string, depth: number): unknown {
+  if (depth > MAX_JSON_DEPTH) throw new WireError(`${path}: nested deeper than ${MAX_JSON_DEPTH} levels`);
+  const kind = KINDS[key];
+  if (kind !== undefined && v !== null) {
+    const problem = kindProblem(kind, v);
+    if (problem !== '') throw new WireError(`${path}: ${problem}`);
+  }
+  if (Array.isArray(v)) return v.map((x, i) => prepareJson(x, '', `${path}[${i}]`, depth + 1));
   if (v !== null && typeof v === 'object') {
     const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v as Record<string, unknown>)) out[camel(k)] = prepareJson(x, k, `${path}.${camel(k)}`);
-    return out;
-  }
-  if (ID_FIELDS.has(key)) {
-    if (typeof v !== 'string' || !/^([0-9a-fA-F]{2})*$/.test(v)) {
-      throw new WireError(`${path}: ids must be hex strings in OTLP/JSON`);
+    for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+      const ck = camel(k);
+      const at = path === '' ? ck : `${path}.${ck}`;
+      out[ck] = ID_FIELDS.has(k) ? hexId(x, at) : prepareJson(x, ck, at, depth + 1);
     }
-    return Buffer.from(v, 'hex');
+    return out;
   }
   return v;
 }
 
-/** OTLP/JSON text -> ExportTraceServiceRequest protobuf bytes. Throws WireError on bad input. */
-export function jsonToProtobuf(text: string | Uint8Array): Uint8Array {
+function hexId(v: unknown, path: string): Buffer {
+  if (typeof v !== 'string' || !/^([0-9a-fA-F]{2})*$/.test(v)) throw new WireError(`${path}: ids must be hex strings in OTLP/JSON`);
+  return Buffer.from(v, 'hex');
+}
+
+function asObject(v: unknown, path: string): Record<string, unknown> {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new WireError(`invalid OTLP/JSON: ${path} must be an object`);
+  return v as Record<string, unknown>;
+}
+
+function asList(v: unknown, path: string): unknown[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) throw new WireError(`invalid OTLP/JSON: ${path} must be an array`);
+  return v;
+}
+
+function field(o: Record<string, unknown>, camelName: string, snake: string): unknown {
+  return o[camelName] !== undefined ? o[camelName] : o[snake];
+}
+
+/** An OTLP/JSON request converted to protobuf, with the spans the conversion itself rejected. */
+export interface JsonConversion {
+  bytes: Uint8Array;
+  /** Indices (in request order, ascending) of the spans left out. */
+  skipped: number[];
+  /** The first of them, as "span N: path: problem". */
+  firstProblem: string;
+}
+
+/**
+ * OTLP/JSON text -> ExportTraceServiceRequest protobuf bytes, span by span:
+ * a span (or a resource / scope header, then all its spans) whose values do
+ * not fit the schema is left out and reported, the rest converted. Throws
+ * WireError when the text is not JSON or the request's structure (the
+ * resourceSpans / scopeSpans / spans lists) is broken.
+ */
+export function convertJsonRequest(text: string | Uint8Array): JsonConversion {
   let parsed: unknown;
   try {
     parsed = JSON.parse(typeof text === 'string' ? text : Buffer.from(text.buffer, text.byteOffset, text.length).toString('utf8'));
   } catch (err) {
     throw new WireError(`invalid JSON: ${(err as Error).message}`);
   }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
-    throw new WireError('invalid OTLP/JSON: the body must be an ExportTraceServiceRequest object');
-  }
-  const prepared = prepareJson(parsed, '', '$') as Record<string, unknown>;
+  const req = asObject(parsed, 'the body (an ExportTraceServiceRequest)');
+  const skipped: number[] = [];
+  let firstProblem = '';
+  let index = 0;
+  const reject = (n: number, why: string) => {
+    if (firstProblem === '') firstProblem = `span ${index}: ${why}`;
+    for (let k = 0; k < n; k++) skipped.push(index++);
+  };
+  const resourceSpans = asList(field(req, 'resourceSpans', 'resource_spans'), 'resourceSpans').map((rsv, ri) => {
+    const rs = asObject(rsv, `resourceSpans[${ri}]`);
+    const out: Record<string, unknown> = {};
+    let header = '';
+    try {
+      const r = field(rs, 'resource', 'resource');
+      if (r !== undefined) out.resource = messageType('Resource').fromObject(prepareJson(r, 'resource', 'resource', 0) as Record<string, unknown>);
+      const su = field(rs, 'schemaUrl', 'schema_url');
+      if (su !== undefined) out.schemaUrl = prepareJson(su, 'schemaUrl', 'schemaUrl', 0);
+    } catch (err) {
+      header = (err as Error).message;
+    }
+    out.scopeSpans = asList(field(rs, 'scopeSpans', 'scope_spans'), `resourceSpans[${ri}].scopeSpans`).map((ssv, si) => {
+      const ss = asObject(ssv, `resourceSpans[${ri}].scopeSpans[${si}]`);
+      const spans = asList(ss.spans, `resourceSpans[${ri}].scopeSpans[${si}].spans`);
+      const sOut: Record<string, unknown> = {};
+      let scopeHeader = header;
+      if (scopeHeader === '') {
+        try {
+          const sc = ss.scope;
+          if (sc !== undefined) sOut.scope = messageType('InstrumentationScope').fromObject(prepareJson(sc, 'scope', 'scope', 0) as Record<string, unknown>);
+          const su = field(ss, 'schemaUrl', 'schema_url');
+          if (su !== undefined) sOut.schemaUrl = prepareJson(su, 'schemaUrl', 'scopeSpans.schemaUrl', 0);
+        } catch (err) {
+          scopeHeader = (err as Error).message;
+        }
+      }
+      if (scopeHeader !== '') {
+        reject(spans.length, scopeHeader);
+        sOut.spans = [];
+        return sOut;
+      }
+      const good: unknown[] = [];
+      for (const sv of spans) {
+        try {
+          if (sv === null || typeof sv !== 'object' || Array.isArray(sv)) throw new WireError('a span must be an object');
+          good.push(messageType('Span').fromObject(prepareJson(sv, '', '', 0) as Record<string, unknown>));
+          index++;
+        } catch (err) {
+          reject(1, err instanceof WireError ? err.message : `invalid value: ${(err as Error).message}`);
+        }
+      }
+      sOut.spans = good;
+      return sOut;
+    });
+    return out;
+  });
   try {
-    return ExportTraceServiceRequest.encode(ExportTraceServiceRequest.fromObject(prepared)).finish();
+    return { bytes: ExportTraceServiceRequest.encode(ExportTraceServiceRequest.fromObject({ resourceSpans })).finish(), skipped, firstProblem };
   } catch (e) {
     throw new WireError(`invalid OTLP/JSON: ${(e as Error).message}`);
   }
+}
+
+/**
+ * Scans an OTLP/JSON request (convertJsonRequest, then scanExportRequest on
+ * the protobuf): spans the conversion left out count as malformed, and the
+ * reason names the first rejected span of the request as the client sent it.
+ */
+export function scanJsonRequest(text: string | Uint8Array): ScanResult {
+  const conv = convertJsonRequest(text);
+  const scan = scanExportRequest(conv.bytes, conv.skipped.length > 0 ? conv.skipped : undefined);
+  const n = conv.skipped.length;
+  if (n > 0) {
+    scan.rejected += n;
+    scan.malformed += n;
+    if (scan.rejectReason === '' || conv.skipped[0] < scan.rejectIndex) scan.rejectReason = conv.firstProblem;
+  }
+  return scan;
+}
+
+/** OTLP/JSON text -> ExportTraceServiceRequest protobuf bytes. Throws WireError on any bad input (no span left out). */
+export function jsonToProtobuf(text: string | Uint8Array): Uint8Array {
+  const conv = convertJsonRequest(text);
+  if (conv.skipped.length > 0) throw new WireError(`invalid OTLP/JSON: ${conv.firstProblem}`);
+  return conv.bytes;
 }
 
 function idsToHex(v: unknown, key: string): unknown {

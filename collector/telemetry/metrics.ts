@@ -16,14 +16,14 @@ export type DropReason =
   | 'sampled_out' // tail sampling decided not to keep the trace
   | 'late_not_sampled' // late span of a trace decided not-sampled
   | 'policy_drop' // a drop policy matched
-  | 'export_permanent_error' // backend refused the data as invalid
+  | 'export_permanent_error' // backend refused the request for good (not as invalid data, or with isolate_rejected off)
   | 'export_retries_exhausted' // retry budget ran out
   | 'queue_full' // exporter queue full and configured to drop
   | 'memory_limit' // refused or evicted for memory
   | 'buffer_full' // tail-sampling buffer overflow with no room anywhere
   | 'disk_full' // disk budget exhausted
   | 'shutdown' // could not be delivered within the shutdown timeout
-  | 'backend_rejected' // backend's partial_success rejected_spans
+  | 'backend_rejected' // backend's partial_success rejected_spans, or spans isolated in a batch it refused as invalid
   | 'export_write_error' // the file exporter could not write (disk error)
   | 'normalize_failed' // normalize: nested data could not be decoded (dropped so nothing leaves unredacted)
   | 'storage_error'; // spilled spans that could not be read back from disk (unreadable or damaged rows)

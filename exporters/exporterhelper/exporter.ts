@@ -8,14 +8,23 @@
  * Every span handed to `consume()` ends in exactly one of: refused back to the
  * caller (queue full / shutting down: the caller still owns it), sent
  * (otelcol_exporter_sent_spans_total), rejected by the backend through
- * partial_success (drop reason `backend_rejected`), or dropped with reason
+ * partial_success or isolated as the part of a batch it refuses as invalid
+ * (drop reason `backend_rejected`), or dropped with reason
  * `export_permanent_error`, `export_retries_exhausted` or `shutdown`.
+ *
+ * Isolation: a batch the backend refuses as invalid (InvalidDataError: HTTP
+ * 400, gRPC INVALID_ARGUMENT) is split in halves, each sent as a request of
+ * its own (retries, circuit breaker and timeout as usual), and a refused half
+ * is split again, within `isolate_rejected.max_extra_requests` per batch.
+ * When one half is accepted, the other is known to be refused and is split
+ * without being sent whole. What is refused at one span, or when the budget
+ * is spent, is dropped as `backend_rejected`.
  */
 import type { Logger } from 'pino';
 import type { Clock, Component, CreateSettings } from '../../collector/component.js';
 import type { TracesConsumer } from '../../collector/consumer.js';
 import type { Span } from '../../collector/pdata/spans.js';
-import { encodeExportRequest } from '../../collector/pdata/encode.js';
+import { encodeExportRequest, splitExportRequest } from '../../collector/pdata/encode.js';
 import { CollectorError, RetryableError } from '../../collector/errors.js';
 import type { Telemetry, DropReason } from '../../collector/telemetry/metrics.js';
 import { parseDuration } from '../../config/duration.js';
@@ -25,6 +34,7 @@ import { DiskRequestQueue } from './disk_queue.js';
 import { realTimers, type Timers } from './timers.js';
 import { backoffPolicy, jitter, nextInterval, type BackoffPolicy } from './backoff.js';
 import { CircuitBreaker, CIRCUIT_CLOSED } from './circuit.js';
+import { DrainRate, MAX_HINT_MS } from './drain.js';
 
 /** What a backend said about an accepted request. */
 export interface SendResult {
@@ -65,6 +75,12 @@ const enum State {
 
 const LOG_INTERVAL_MS = 10_000;
 
+/** The state of one refused batch being isolated: requests left, and the last part the backend accepted whole. */
+interface Isolation {
+  left: number;
+  accepted: ExportRequest | undefined;
+}
+
 class ShutdownAbort extends Error {}
 
 export class QueuedExporter implements Component, TracesConsumer {
@@ -85,6 +101,8 @@ export class QueuedExporter implements Component, TracesConsumer {
   private readonly numConsumers: number;
   private readonly blockOnOverflow: boolean;
   private readonly blockTimeoutMs: number;
+  private readonly isolateEnabled: boolean;
+  private readonly isolateBudget: number;
   readonly queue: RequestQueue;
   readonly circuit: CircuitBreaker | undefined;
 
@@ -98,8 +116,10 @@ export class QueuedExporter implements Component, TracesConsumer {
   private readonly hardStop = new AbortController();
   private inFlight = 0;
   private avgAttemptMs = 100;
+  private readonly drain: DrainRate;
   private lastRejectLog = -Infinity;
   private lastFailLog = -Infinity;
+  private lastIsolateLog = -Infinity;
   private shutdownPromise: Promise<void> | undefined;
   /** Set by handOver(): interrupted requests are kept for the taker instead of being counted. */
   private handedBack: ExportRequest[] | undefined;
@@ -116,12 +136,14 @@ export class QueuedExporter implements Component, TracesConsumer {
   private readonly mRetries;
   private readonly mCircuit;
   private readonly mRejected;
+  private readonly mIsolateRequests;
 
   constructor(settings: CreateSettings, cfg: HelperConfig, send: SendFn, opts: HelperOptions = {}) {
     this.id = settings.id;
     this.log = settings.logger;
     this.telemetry = settings.telemetry;
     this.clock = settings.clock;
+    this.drain = new DrainRate(settings.clock);
     this.timers = opts.timers ?? realTimers;
     this.random = opts.random ?? Math.random;
     this.send = send;
@@ -135,6 +157,8 @@ export class QueuedExporter implements Component, TracesConsumer {
     this.numConsumers = q.num_consumers;
     this.blockOnOverflow = q.block_on_overflow;
     this.blockTimeoutMs = parseDuration(q.block_timeout);
+    this.isolateEnabled = cfg.isolate_rejected?.enabled ?? true;
+    this.isolateBudget = cfg.isolate_rejected?.max_extra_requests ?? 64;
     this.queue = opts.queue ?? (q.enabled && q.storage === 'disk' ? DiskRequestQueue.open(settings, q) : new MemoryQueue(q.queue_size, q.max_bytes));
 
     const t = settings.telemetry;
@@ -159,7 +183,14 @@ export class QueuedExporter implements Component, TracesConsumer {
     this.mRetries = t.counter('sidecar_exporter_retries_total', 'Send attempts after the first one for a request.', L).labels(id);
     this.mCircuit = t.gauge('sidecar_exporter_circuit_state', 'Circuit breaker: 0 closed, 1 open, 2 half-open (probing).', L).labels(id);
     this.mRejected = t
-      .counter('sidecar_exporter_rejected_spans_total', 'Spans the backend accepted the request for but rejected (partial_success).', L)
+      .counter(
+        'sidecar_exporter_rejected_spans_total',
+        'Spans the backend rejected: through partial_success, or isolated in a batch it refused as invalid.',
+        L,
+      )
+      .labels(id);
+    this.mIsolateRequests = t
+      .counter('sidecar_exporter_isolation_requests_total', 'Requests sent to isolate the invalid spans of batches the backend refused (beyond each first attempt).', L)
       .labels(id);
     this.mCircuit.set(CIRCUIT_CLOSED);
     this.mQueueSize.set(0);
@@ -218,7 +249,7 @@ export class QueuedExporter implements Component, TracesConsumer {
     }
     throw new RetryableError(
       `sending queue of exporter ${this.id} is full (${this.queue.size} requests, ${this.queue.bytes} bytes)`,
-      this.retryAfterHint(),
+      this.retryAfterHint(req),
       'ERR_QUEUE_FULL',
     );
   }
@@ -367,6 +398,7 @@ export class QueuedExporter implements Component, TracesConsumer {
         await new Promise<void>((r) => this.idle.push(r));
         continue;
       }
+      this.drain.taken(this.queue.size);
       this.queueChanged();
       // One slot freed: let one blocked producer try again.
       const w = this.roomWaiters.shift();
@@ -391,9 +423,10 @@ export class QueuedExporter implements Component, TracesConsumer {
    * the request is finished (sent or dropped and counted); false when it was
    * interrupted by the shutdown deadline and a durable queue keeps it.
    * With `propagate` (no queue) a final failure is thrown to the caller instead
-   * of being counted as a drop.
+   * of being counted as a drop. `iso` is set when `req` is a part of a batch
+   * being isolated (never propagated: the other parts may be delivered).
    */
-  private async export(req: ExportRequest, propagate: boolean): Promise<boolean> {
+  private async export(req: ExportRequest, propagate: boolean, iso?: Isolation): Promise<boolean> {
     const started = this.clock.now();
     let waitedOnCircuit = 0;
     let interval = this.policy.initialMs;
@@ -426,6 +459,7 @@ export class QueuedExporter implements Component, TracesConsumer {
         this.mLatencyOk.observe(took / 1000);
         this.circuit?.onAnswer();
         this.accountSuccess(req, result);
+        if (iso) iso.accepted = req;
         return true;
       }
       this.mLatencyFail.observe(took / 1000);
@@ -435,6 +469,10 @@ export class QueuedExporter implements Component, TracesConsumer {
       }
       if (!error.retryable) {
         this.circuit?.onAnswer();
+        // Refused as invalid: find the bad spans (a lone span in a direct send is the caller's to hear about).
+        if (error.code === 'ERR_BAD_DATA' && (iso || (this.isolateEnabled && (req.spans > 1 || !propagate)))) {
+          return this.isolate(req, error, iso ?? { left: this.isolateBudget, accepted: undefined });
+        }
         return this.fail(req, 'export_permanent_error', error, propagate);
       }
       this.circuit?.onFailure(error.retryAfterMs);
@@ -448,6 +486,50 @@ export class QueuedExporter implements Component, TracesConsumer {
       }
       if (!(await this.timers.sleep(delay, stop))) return this.interrupted(req, propagate);
     }
+  }
+
+  /**
+   * `req` was refused as invalid: sends its halves (see the file comment).
+   * Returns as export() does; false when the shutdown deadline interrupted a
+   * part and a durable queue keeps the whole batch (sent again after a
+   * restart: at-least-once).
+   */
+  private async isolate(req: ExportRequest, err: CollectorError, iso: Isolation): Promise<boolean> {
+    let halves: ReturnType<typeof splitExportRequest>;
+    try {
+      halves = iso.left > 0 ? splitExportRequest(req.bytes) : undefined;
+    } catch {
+      halves = undefined; // framing we cannot cut: drop it whole
+    }
+    if (halves === undefined) return this.rejected(req, err, iso.left === 0 && req.spans > 1);
+    const [a, b] = halves;
+    iso.left--;
+    this.mIsolateRequests.inc();
+    if (!(await this.export(a, false, iso))) return false;
+    if (iso.accepted === a) {
+      // The first half went through, so the second holds what was refused: split it without sending it whole.
+      return this.isolate(b, err, iso);
+    }
+    if (iso.left === 0) return this.rejected(b, err, b.spans > 1);
+    iso.left--;
+    this.mIsolateRequests.inc();
+    return this.export(b, false, iso);
+  }
+
+  /** Spans the backend refused as invalid, isolated as far as the budget allowed: dropped as backend_rejected. */
+  private rejected(req: ExportRequest, err: CollectorError, budgetSpent: boolean): boolean {
+    this.mSendFailed.inc(req.spans);
+    this.mRejected.inc(req.spans);
+    this.telemetry.drop(this.id, 'backend_rejected', req.spans);
+    const now = this.clock.now();
+    if (now - this.lastIsolateLog >= LOG_INTERVAL_MS) {
+      this.lastIsolateLog = now;
+      this.log.warn(
+        { exporter: this.id, spans: req.spans, err: err.message, budget_spent: budgetSpent },
+        budgetSpent ? 'backend refused spans as invalid; isolation budget spent, part dropped whole' : 'backend refused spans as invalid; dropped',
+      );
+    }
+    return true;
   }
 
   /** One attempt with its timeout. */
@@ -515,11 +597,20 @@ export class QueuedExporter implements Component, TracesConsumer {
     return this.fail(req, 'shutdown', err, propagate);
   }
 
-  /** A retry delay for a refused caller, from how long the queue will take to drain. */
-  private retryAfterHint(): number {
-    let ms = Math.ceil(((this.queue.size + this.inFlight) * this.avgAttemptMs) / this.numConsumers);
-    if (this.circuit) ms = Math.max(ms, this.circuit.remainingMs());
-    return Math.min(30_000, Math.max(1_000, ms));
+  /**
+   * A retry delay for a refused caller: how long until the queue has room for
+   * `req`, from the measured drain rate (drain.ts). Before the drain was ever
+   * measured, the time to send what is queued at the average attempt time
+   * (at least 1 s). An open circuit breaker's remaining time is a floor.
+   */
+  private retryAfterHint(req: ExportRequest): number {
+    const q = this.queue;
+    let need = Math.max(1, q.size + 1 - q.capacity);
+    const excessBytes = q.bytes + req.bytes.length - q.capacityBytes;
+    if (excessBytes > 0 && q.size > 0) need = Math.max(need, Math.ceil(excessBytes / (q.bytes / q.size)));
+    let ms = this.drain.delayFor(need) ?? Math.min(MAX_HINT_MS, Math.max(1_000, Math.ceil(((q.size + this.inFlight) * this.avgAttemptMs) / this.numConsumers)));
+    if (this.circuit) ms = Math.min(MAX_HINT_MS, Math.max(ms, this.circuit.remainingMs()));
+    return ms;
   }
 }
 

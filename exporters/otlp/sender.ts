@@ -8,7 +8,7 @@ import type { SendResult } from '../exporterhelper/exporter.js';
 import { HeaderSource } from '../exporterhelper/headers.js';
 import { loadTlsFiles } from '../exporterhelper/tls.js';
 import { parseExportResponse, parseRpcStatus } from '../exporterhelper/otlpwire.js';
-import { CollectorError, PermanentError, RetryableError } from '../../collector/errors.js';
+import { CollectorError, InvalidDataError, PermanentError, RetryableError } from '../../collector/errors.js';
 import { GrpcCode } from '../../receivers/otlp/grpc-server.js';
 import { UnaryGrpcClient } from './grpc-client.js';
 import { parseGrpcEndpoint, type OtlpExporterConfig, type ParsedEndpoint } from './config.js';
@@ -33,6 +33,7 @@ export function grpcError(code: number, message: string, details?: Uint8Array): 
   const msg = `gRPC ${CODE_NAMES.get(code) ?? String(code)}: ${message}`;
   if (RETRYABLE.has(code)) return new RetryableError(msg, retryDelayMs);
   if (code === GrpcCode.RESOURCE_EXHAUSTED && retryDelayMs !== undefined) return new RetryableError(msg, retryDelayMs);
+  if (code === GrpcCode.INVALID_ARGUMENT) return new InvalidDataError(msg);
   return new PermanentError(msg);
 }
 

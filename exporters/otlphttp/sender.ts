@@ -1,7 +1,8 @@
 /**
  * OTLP/HTTP send function over node:http / node:https with a keep-alive agent.
  * 429/502/503/504 are retryable (Retry-After honoured, seconds or HTTP date);
- * every other non-2xx status is permanent. partial_success is read from
+ * every other non-2xx status is permanent, 400 as invalid data (the helper
+ * may split the batch to find the bad spans). partial_success is read from
  * protobuf or JSON response bodies.
  */
 import http from 'node:http';
@@ -14,7 +15,7 @@ import type { SendResult } from '../exporterhelper/exporter.js';
 import { HeaderSource } from '../exporterhelper/headers.js';
 import { loadTlsFiles } from '../exporterhelper/tls.js';
 import { parseExportResponse, parseRpcStatus } from '../exporterhelper/otlpwire.js';
-import { CollectorError, PermanentError, RetryableError } from '../../collector/errors.js';
+import { CollectorError, InvalidDataError, PermanentError, RetryableError } from '../../collector/errors.js';
 import { protobufToJson } from '../../collector/pdata/otlp-json.js';
 import { tracesUrl, type OtlpHttpExporterConfig } from './config.js';
 
@@ -49,6 +50,7 @@ export function httpError(status: number, retryAfter: string | undefined, body: 
   }
   const msg = `HTTP ${status}${detail ? ': ' + detail.slice(0, 256) : ''}`;
   if (RETRYABLE_STATUS.has(status)) return new RetryableError(msg, parseRetryAfter(retryAfter, nowMs));
+  if (status === 400) return new InvalidDataError(msg);
   return new PermanentError(msg);
 }
 
