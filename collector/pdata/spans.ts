@@ -354,7 +354,8 @@ export function indexSpan(span: Span): string | undefined {
   return undefined;
 }
 
-function joinRanges(buf: Uint8Array, parts: Array<[number, number]>): Uint8Array {
+/** Concatenates byte ranges of buf into one new array (a header made of the fields around a nested list). */
+export function joinRanges(buf: Uint8Array, parts: Array<[number, number]>): Uint8Array {
   if (parts.length === 0) return EMPTY;
   if (parts.length === 1) return buf.slice(parts[0][0], parts[0][1]);
   let n = 0;
