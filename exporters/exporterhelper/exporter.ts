@@ -132,6 +132,8 @@ export class QueuedExporter implements Component, TracesConsumer, LogsConsumer, 
   private lastFailLog = -Infinity;
   private lastIsolateLog = -Infinity;
   private shutdownPromise: Promise<void> | undefined;
+  /** Set by handOver(): interrupted requests are kept for the taker instead of being counted. */
+  private handedBack: ExportRequest[] | undefined;
 
   // metrics (bound children)
   private readonly mSent;
@@ -296,6 +298,51 @@ export class QueuedExporter implements Component, TracesConsumer, LogsConsumer, 
   shutdown(timeoutMs?: number): Promise<void> {
     if (this.shutdownPromise === undefined) this.shutdownPromise = this.doShutdown(timeoutMs ?? this.opts.defaultShutdownTimeoutMs ?? 10_000);
     return this.shutdownPromise;
+  }
+
+  /**
+   * Stops at once without draining (for a router whose backend left or stays
+   * down): new consume() calls are refused (retryable), in-flight attempts and
+   * retry waits are aborted, and every request still held (interrupted ones
+   * first, then the queue in order) is passed to `take`. A request is finished
+   * once `take` resolves (a durable queue deletes it then). When `take`
+   * rejects, a durable queue keeps that request and the rest in its file; a
+   * memory queue's request is counted as dropped (reason `shutdown`).
+   * Resolves when done; the exporter is then shut down.
+   */
+  async handOver(take: (req: ExportRequest) => Promise<void>): Promise<void> {
+    if (this.shutdownPromise !== undefined) return this.shutdownPromise;
+    let finish!: () => void;
+    this.shutdownPromise = new Promise<void>((r) => (finish = r));
+    this.handedBack = [];
+    this.state = State.Stopping;
+    this.hardStop.abort();
+    this.wakeRoomWaiters();
+    this.wakeIdle();
+    await Promise.allSettled([...this.consumers, ...this.direct]);
+    const held = this.handedBack;
+    this.handedBack = undefined;
+    let refused = false;
+    const handle = async (req: ExportRequest) => {
+      if (!refused) {
+        try {
+          await take(req);
+          this.queue.done(req);
+          return;
+        } catch (err) {
+          refused = true;
+          this.log.warn({ exporter: this.id, err: (err as Error).message }, 'hand-over refused; the rest stays with this exporter');
+        }
+      }
+      if (!this.queue.durable) this.fail(req, 'shutdown', new CollectorError('ERR_SHUTTING_DOWN', 'hand-over refused', true), false);
+    };
+    for (const req of held) await handle(req);
+    for (let req = this.queue.poll(); req !== undefined && !(refused && this.queue.durable); req = this.queue.poll()) await handle(req);
+    this.queueChanged();
+    this.queue.close();
+    if (this.opts.onShutdown) await this.opts.onShutdown();
+    this.state = State.Stopped;
+    finish();
   }
 
   private async doShutdown(timeoutMs: number): Promise<void> {
@@ -577,6 +624,10 @@ export class QueuedExporter implements Component, TracesConsumer, LogsConsumer, 
   }
 
   private interrupted(req: ExportRequest, propagate: boolean): boolean {
+    if (this.handedBack !== undefined && !propagate) {
+      this.handedBack.push(req); // handOver() passes it on
+      return false;
+    }
     const err = new CollectorError('ERR_SHUTTING_DOWN', `exporter ${this.id} shut down before the request was sent`, true);
     if (this.queue.durable && !propagate) return false; // stays in the durable queue
     return this.fail(req, 'shutdown', err, propagate);

@@ -8,10 +8,12 @@
  * the buffer (store.ts, TraceStore), when traces are due (schedule.ts),
  * the disk spill (disk_spill.ts), deciding (decide.ts), stamping kept spans
  * (stamper.ts), the decision cache for late spans (decision_cache.ts),
- * handing spans on with retries (forward.ts) and the metrics (metrics.ts).
- * Log records with a trace id are held with their trace and follow its
- * decision (logs.ts: LogHold); the same instance serves a traces and a logs
- * pipeline (`attachLogs`).
+ * handing spans on with retries (forward.ts) and the metrics (metrics.ts);
+ * with `shared_decisions`, the decisions shared with peer sidecars
+ * (peer_decisions.ts over a decision_store.ts store). Log records with a
+ * trace id are held with their trace and follow its decision (logs.ts:
+ * LogHold); the same instance serves a traces and a logs pipeline
+ * (`attachLogs`).
  */
 import type { Component, CreateSettings } from '../../collector/component.js';
 import type { LogsConsumer, TracesConsumer } from '../../collector/consumer.js';
@@ -31,6 +33,8 @@ import { SpanStamper } from './stamper.js';
 import { DecisionCache } from './decision_cache.js';
 import { Forwarder, FORWARD_RETRIES } from './forward.js';
 import { TailSamplingMetrics, TickWarnings, type DecisionReason } from './metrics.js';
+import { earlyKeepCodes, PeerDecisions } from './peer_decisions.js';
+import type { DecisionStore } from './decision_store.js';
 
 export { FORWARD_RETRIES } from './forward.js';
 export { ATTR_POLICY, ATTR_COMPOSITE_POLICY, ATTR_SAMPLE_RATE, ATTR_DRY_RUN_DECISION, ATTR_DRY_RUN_POLICY } from './stamper.js';
@@ -43,6 +47,8 @@ const DECIDE_SLICE_MS = 5;
 export interface TailSamplingDeps {
   /** Replaces the in-memory trace buffer (the disk-spill seam). */
   store?: TraceStore;
+  /** The shared decision store (tests); without it, start() connects the one `shared_decisions.redis` names. */
+  decisionStore?: DecisionStore;
 }
 
 export class TailSamplingProcessor implements Component, TracesConsumer, LogsConsumer {
@@ -73,6 +79,11 @@ export class TailSamplingProcessor implements Component, TracesConsumer, LogsCon
   private readonly stamper: SpanStamper;
   private readonly cache: DecisionCache;
   private readonly forwarder: Forwarder;
+  /** Decisions shared with peer sidecars (shared_decisions); undefined when not configured. */
+  private readonly shared: PeerDecisions | undefined;
+  /** Status code -> name of a status_code policy that keeps any trace with a span of that status (shared: published at once). */
+  private readonly earlyCodes: Array<string | undefined> | undefined;
+  private readonly sharedTimeoutMs: number;
   /** Log records of undecided traces, and where kept ones go (set by attachLogs). */
   private readonly logs = new LogHold();
   private logsForwarder: Forwarder | undefined;
@@ -109,6 +120,18 @@ export class TailSamplingProcessor implements Component, TracesConsumer, LogsCon
     this.stamper = new SpanStamper(cfg.dry_run);
     this.cache = new DecisionCache(cfg.decision_cache.sampled_cache_size, cfg.decision_cache.non_sampled_cache_size);
     this.forwarder = new Forwarder(settings, next, this.tickMs, this.metrics, this.warnings);
+    const sd = cfg.shared_decisions;
+    if (sd !== undefined) {
+      const waitMs = sd.wait !== undefined ? parseDuration(sd.wait) : this.waitMs;
+      const opts = { waitMs, ttlSec: Math.ceil(parseDuration(sd.ttl) / 1000), timeoutMs: parseDuration(sd.redis.timeout), tickMs: this.tickMs };
+      this.shared = new PeerDecisions(settings, opts, deps.decisionStore);
+      this.earlyCodes = earlyKeepCodes(cfg);
+      this.sharedTimeoutMs = opts.timeoutMs;
+    } else {
+      this.shared = undefined;
+      this.earlyCodes = undefined;
+      this.sharedTimeoutMs = 0;
+    }
     if (spills) {
       const opts = { directory: dc.directory, maxBytes: dc.max_bytes, sync: dc.sync, memoryMaxBytes: this.maxBytes, numTraces: this.numTraces };
       this.disk = new DiskSpill(settings, opts, this.store, this.schedule, this.warnings);
@@ -162,6 +185,11 @@ export class TailSamplingProcessor implements Component, TracesConsumer, LogsCon
       this.disk.open(true);
       this.updateGauges();
     }
+    if (this.shared !== undefined && !this.shared.hasStore) {
+      // Only a config with shared_decisions loads the Redis client (its own chunk in the bundle).
+      const { RedisDecisionStore } = await import('./redis_store.js');
+      this.shared.attach(RedisDecisionStore.create(this.cfg.shared_decisions!.redis));
+    }
     this.timer = setInterval(() => {
       this.tick().catch((err: unknown) => this.settings.logger.error({ err }, 'tail_sampling tick failed'));
     }, this.tickMs);
@@ -200,7 +228,8 @@ export class TailSamplingProcessor implements Component, TracesConsumer, LogsCon
       let t = store.get(id);
       if (t === undefined) {
         const rec = this.cache.get(id);
-        if (rec !== undefined) {
+        // Shared decisions: a late span of a trace this sidecar did not keep starts over, so a peer's later keep can still reach it.
+        if (rec !== undefined && (this.shared === undefined || rec.decision === SAMPLED || rec.decision === DROPPED)) {
           this.metrics.lateAge.observe((now - rec.decidedAt) / 1000);
           if (rec.decision === SAMPLED || this.stamper.dryRun) {
             this.stamper.stamp(span, rec);
@@ -217,6 +246,10 @@ export class TailSamplingProcessor implements Component, TracesConsumer, LogsCon
         if (rootOnDisk !== undefined) t.hasRoot = rootOnDisk;
         else newTraces++;
       } else store.append(t, span);
+      if (this.earlyCodes !== undefined) {
+        const policy = this.earlyCodes[span.statusCode];
+        if (policy !== undefined) this.shared!.earlyKeep(id, policy);
+      }
       if (!span.hasParent && this.rootWaitMs > 0 && !t.hasRoot) {
         t.hasRoot = true;
         const due = now + this.rootWaitMs;
@@ -332,6 +365,8 @@ export class TailSamplingProcessor implements Component, TracesConsumer, LogsCon
     if (out.length > 0) work.push(this.forwarder.forward(out));
     work.push(this.takeLogsOut());
     if (this.forwarder.hasRetries) work.push(this.forwarder.retryDue(now));
+    // Store traffic does not hold the tick up: answers are applied when they arrive (the next tick decides those traces).
+    if (this.shared !== undefined) void this.shared.flush(now);
     if (this.logsForwarder?.hasRetries) work.push(this.logsForwarder.retryDue(now));
     this.flushMetrics();
     this.updateGauges();
@@ -341,6 +376,7 @@ export class TailSamplingProcessor implements Component, TracesConsumer, LogsCon
 
   /** The deciding part of a tick: due buckets, then (with disk) due spilled traces and spilling. */
   private async decideTick(now: number, out: Span[], work: Array<Promise<void>>): Promise<void> {
+    if (this.shared !== undefined) this.decideAnswered(now, out);
     const due = this.schedule.takeDue(now);
     if (due.length > 0) await this.decideSliced(due, now, out, work);
     if (this.disk !== undefined) {
@@ -376,6 +412,14 @@ export class TailSamplingProcessor implements Component, TracesConsumer, LogsCon
     }
   }
 
+  /** Held traces whose peer answer came in (a keep, none at the deadline, a store failure): decided now. */
+  private decideAnswered(now: number, out: Span[]): void {
+    for (const id of this.shared!.takeReady()) {
+      const t = this.store.get(id) ?? (this.disk?.continues(id) !== undefined ? new PendingTrace(id, now) : undefined);
+      if (t !== undefined && !t.done) this.decide(t, 'decision_wait', now, out);
+    }
+  }
+
   /**
    * Memory is over the high-water mark (or num_traces): spill (with disk),
    * and when that is not enough decide the oldest early, or (when_full:
@@ -403,7 +447,18 @@ export class TailSamplingProcessor implements Component, TracesConsumer, LogsCon
     taken.done = true;
     t.done = true;
     if (this.disk !== undefined) taken = this.disk.whole(taken);
-    const rec = this.decider.decide(taken, now);
+    let rec = (this.shared !== undefined ? this.shared.heldLocal(t.id, taken.spanCount) : undefined) ?? this.decider.decide(taken, now);
+    if (this.shared !== undefined) {
+      const r = this.shared.resolve(t.id, taken.spanCount, taken.bytes, rec, reason, now);
+      if (typeof r === 'number') {
+        // Held for a peer's keep: back into the buffer (its budgets and spill apply) until r or an answer.
+        taken.done = false;
+        this.store.put(taken);
+        this.schedule.schedule(taken, r, false);
+        return;
+      }
+      rec = r;
+    }
     this.metrics.latencyByReason[reason].observe((now - taken.firstMs) / 1000);
     const d = rec.decision;
     this.metrics.decided(d === SAMPLED ? 'sampled' : d === DROPPED ? 'dropped' : 'not_sampled', taken.spans.length);
@@ -486,6 +541,13 @@ export class TailSamplingProcessor implements Component, TracesConsumer, LogsCon
     work.push(this.forwarder.drain());
     if (this.logsForwarder !== undefined) work.push(this.logsForwarder.drain());
     await Promise.all(work);
+    if (this.shared !== undefined) {
+      // Keeps decided at shutdown still reach peers (bounded by the store timeout), then the connection closes.
+      const flushed = this.shared.flush(this.settings.clock.now());
+      await this.shared.settle(this.sharedTimeoutMs);
+      void flushed;
+      await this.shared.close();
+    }
     this.flushMetrics();
     this.updateGauges();
     this.disk?.close();
@@ -504,6 +566,7 @@ export class TailSamplingProcessor implements Component, TracesConsumer, LogsCon
       this.memBytes() + this.forwarder.retryBytes + (this.logsForwarder?.retryBytes ?? 0),
     );
     this.disk?.updateGauges();
+    this.shared?.updateGauges();
   }
 }
 
