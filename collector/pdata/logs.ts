@@ -31,8 +31,6 @@ export class LogRecord extends EncodedItem {
   traceId: string;
   /** Offset of the 8 span-id bytes in buf, or -1. */
   spanIdOff: number;
-  /** Unix nanoseconds as doubles: time_unix_nano, else observed_time_unix_nano (0 when neither). */
-  timeNs: number;
   severity: number;
   flags: number;
 
@@ -40,13 +38,31 @@ export class LogRecord extends EncodedItem {
     super(buf, off, len, scope);
     this.traceId = '';
     this.spanIdOff = -1;
-    this.timeNs = 0;
     this.severity = 0;
     this.flags = 0;
   }
 
   get spanId(): string {
     return this.spanIdOff < 0 ? '' : toHex(this.buf, this.spanIdOff, this.spanIdOff + 8);
+  }
+
+  /**
+   * Unix nanoseconds as a double: time_unix_nano, else observed_time_unix_nano
+   * (0 when neither). Read from the bytes when asked: nothing on the hot path
+   * needs it, and a stored double is a 16-byte heap number per held record.
+   */
+  get timeNs(): number {
+    const r = new WireReader(this.buf, this.off, this.off + this.len);
+    let observed = 0;
+    while (!r.done()) {
+      const tag = r.uint32();
+      if (tag === ((LOG_TIME << 3) | WIRE_I64)) {
+        const t = r.fixed64Number();
+        if (t !== 0) return t;
+      } else if (tag === ((LOG_OBSERVED_TIME << 3) | WIRE_I64)) observed = r.fixed64Number();
+      else r.skip(tag & 7);
+    }
+    return observed;
   }
 }
 
@@ -60,26 +76,51 @@ const ZERO_TRACE = '00000000000000000000000000000000';
  * wrong wire types) are counted in `rejected`.
  */
 export function scanLogsRequest(input: Uint8Array): LogsScan {
+  const ids = new TraceIdMemo();
   return scanFramed(input, (buf, off, len, scope) => {
     const rec = new LogRecord(buf, off, len, scope);
-    return indexLogRecord(rec) ?? rec;
+    return indexLogRecord(rec, ids) ?? rec;
   });
 }
 
+/**
+ * The last trace id seen in a request, so that consecutive records of one
+ * trace (the usual order: an SDK batches a request's logs as they were
+ * written) share one string instead of holding ~48 bytes each.
+ */
+export class TraceIdMemo {
+  private buf: Uint8Array | undefined = undefined;
+  private off = 0;
+  private id = '';
+  get(buf: Uint8Array, off: number): string {
+    const last = this.buf;
+    if (last !== undefined) {
+      let same = true;
+      for (let i = 0; i < 16; i++) {
+        if (last[this.off + i] !== buf[off + i]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return this.id;
+    }
+    this.buf = buf;
+    this.off = off;
+    this.id = toHex(buf, off, off + 16);
+    return this.id;
+  }
+}
+
 /** Fills a record's index from its bytes; returns a reason when the record is invalid. */
-export function indexLogRecord(rec: LogRecord): string | undefined {
+export function indexLogRecord(rec: LogRecord, ids?: TraceIdMemo): string | undefined {
   const buf = rec.buf;
   const r = new WireReader(buf, rec.off, rec.off + rec.len);
-  let observed = 0;
-  let time = 0;
   while (!r.done()) {
     const tag = r.uint32();
     switch (tag) {
       case (LOG_TIME << 3) | WIRE_I64:
-        time = r.fixed64Number();
-        break;
       case (LOG_OBSERVED_TIME << 3) | WIRE_I64:
-        observed = r.fixed64Number();
+        r.skip(WIRE_I64);
         break;
       case (LOG_SEVERITY_NUMBER << 3) | WIRE_VARINT:
         rec.severity = r.uint32();
@@ -114,7 +155,7 @@ export function indexLogRecord(rec: LogRecord): string | undefined {
       case (LOG_TRACE_ID << 3) | WIRE_LEN: {
         const e = r.lenEnd();
         if (e - r.pos === 16) {
-          const id = toHex(buf, r.pos, e);
+          const id = ids !== undefined ? ids.get(buf, r.pos) : toHex(buf, r.pos, e);
           if (id !== ZERO_TRACE) rec.traceId = id;
         } else if (e > r.pos) return `invalid trace_id: ${e - r.pos} bytes, want 16 or none`;
         r.pos = e;
@@ -135,7 +176,6 @@ export function indexLogRecord(rec: LogRecord): string | undefined {
       }
     }
   }
-  rec.timeNs = time !== 0 ? time : observed;
   return undefined;
 }
 
