@@ -33,7 +33,8 @@ export interface Fault {
 export interface CollectorSpec {
   processors: Record<string, Record<string, unknown>>;
   pipeline: string[];
-  exporter: 'otlp' | 'otlphttp';
+  /** loadbalancing: OTLP/gRPC to two ring members that are both the sink (127.0.0.1:P and localhost:P). */
+  exporter: 'otlp' | 'otlphttp' | 'loadbalancing';
   exporter_config: Record<string, unknown>;
   receiver_config: Record<string, unknown>;
   memory_limit_mib: number | undefined;
@@ -205,8 +206,10 @@ export function parseScenario(text: string, file = '<inline>'): Scenario {
   const processors = (c.processors ?? {}) as Record<string, Record<string, unknown>>;
   const pipeline = (c.pipeline as string[] | undefined) ?? Object.keys(processors);
   for (const p of pipeline) if (!(p in processors)) throw new Error(`${file}: collector.pipeline names "${p}", which is not under collector.processors`);
-  const exporter = (c.exporter ?? 'otlp') as 'otlp' | 'otlphttp';
-  if (exporter !== 'otlp' && exporter !== 'otlphttp') throw new Error(`${file}: collector.exporter must be otlp or otlphttp`);
+  const exporter = (c.exporter ?? 'otlp') as CollectorSpec['exporter'];
+  if (exporter !== 'otlp' && exporter !== 'otlphttp' && exporter !== 'loadbalancing') {
+    throw new Error(`${file}: collector.exporter must be otlp, otlphttp or loadbalancing`);
+  }
   const collector: CollectorSpec = {
     processors,
     pipeline,
@@ -302,14 +305,26 @@ export interface Ports {
   sinkHttp: number;
 }
 
+/**
+ * The exporter's config pointed at the sink. `loadbalancing` gets two ring
+ * members that are both the sink (`127.0.0.1:P`, `localhost:P`), so the
+ * routing and the split into one request per backend are measured with one
+ * sink; `exporter_config` then holds its `protocol.otlp` options.
+ */
+function exporterFor(kind: CollectorSpec['exporter'], cfg: Obj, ports: Ports): Obj {
+  if (kind === 'otlp') return { endpoint: `127.0.0.1:${ports.sinkGrpc}`, tls: { insecure: true }, ...cfg };
+  if (kind === 'otlphttp') return { endpoint: `http://127.0.0.1:${ports.sinkHttp}`, ...cfg };
+  return {
+    protocol: { otlp: { tls: { insecure: true }, ...cfg } },
+    resolver: { static: { hostnames: [`127.0.0.1:${ports.sinkGrpc}`, `localhost:${ports.sinkGrpc}`] } },
+  };
+}
+
 /** The sidecar's config for a scenario, with the harness's ports filled in. */
 export function collectorConfig(s: Scenario, ports: Ports): Obj {
   const c = s.collector;
   const exporterId = c.exporter;
-  const exporterCfg: Obj =
-    c.exporter === 'otlp'
-      ? { endpoint: `127.0.0.1:${ports.sinkGrpc}`, tls: { insecure: true }, ...c.exporter_config }
-      : { endpoint: `http://127.0.0.1:${ports.sinkHttp}`, ...c.exporter_config };
+  const exporterCfg: Obj = exporterFor(c.exporter, c.exporter_config, ports);
   // receiver_config may set protocol options (e.g. protocols.grpc.window_size_mib); the harness owns the endpoints.
   const { protocols: rp = {}, ...receiverRest } = c.receiver_config as { protocols?: Record<string, Obj> };
   return {
@@ -371,10 +386,7 @@ export function peerConfig(s: Scenario, ports: Ports): PeerTranslation {
     if (PEER_EXPORTER_KEYS.includes(k)) exporterCfg[k] = v;
     else dropped.push(`exporter.${k}`);
   }
-  const exporter =
-    c.exporter === 'otlp'
-      ? { endpoint: `127.0.0.1:${ports.sinkGrpc}`, tls: { insecure: true }, ...exporterCfg }
-      : { endpoint: `http://127.0.0.1:${ports.sinkHttp}`, ...exporterCfg };
+  const exporter = exporterFor(c.exporter, exporterCfg, ports);
   return {
     dropped,
     config: {
