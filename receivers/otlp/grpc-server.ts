@@ -30,7 +30,9 @@
  */
 import http2 from 'node:http2';
 import type net from 'node:net';
+import type tls from 'node:tls';
 import zlib from 'node:zlib';
+import { Http2Limits, trackConnections, type ConnectionMetrics } from './limits.js';
 
 /** gRPC status codes (grpc/grpc doc/statuscodes.md). */
 export const GrpcCode = {
@@ -92,7 +94,22 @@ export interface UnaryGrpcServerOptions {
    */
   windowBytes?: number;
   /** Serve TLS (ALPN h2) with this key pair; client certificates checked against `ca` when `requireClientCert`. */
-  tls?: { cert: string | Buffer; key: string | Buffer; ca?: string | Buffer; requireClientCert?: boolean };
+  tls?: { cert: string | Buffer; key: string | Buffer; ca?: string | Buffer; requireClientCert?: boolean; minVersion?: tls.SecureVersion };
+  /**
+   * Runs when a call's headers arrive, before its message is read: a reply
+   * answers the call at once (Trailers-Only, then RST_STREAM if the client is
+   * still sending), undefined reads it. For authentication and for refusing
+   * while the pipeline refuses.
+   */
+  admit?: (path: string, headers: http2.IncomingHttpHeaders) => UnaryReply | undefined;
+  /** Close connections with no open stream for this long (GOAWAY); 0 or undefined: never. */
+  idleTimeoutMs?: number;
+  /** Reset a stream whose request message has not fully arrived this long after its headers; 0 or undefined: never. */
+  readTimeoutMs?: number;
+  /** Open connections at once; beyond it new connections are closed as they arrive (0 or undefined: no limit). */
+  maxConnections?: number;
+  /** Counts what the limits close (and keeps the open-connection gauge). */
+  connectionMetrics?: ConnectionMetrics;
   /** Counts calls the server answered itself (size limit, bad framing or gzip, shutting down). */
   onRefused?: (path: string, reason: RefusedBy) => void;
   /** A handler threw or rejected: the call is answered INTERNAL and this is told. */
@@ -115,7 +132,8 @@ const OK_TRAILERS = Object.freeze({ 'grpc-status': '0' });
 export class UnaryGrpcServer {
   private readonly opts: UnaryGrpcServerOptions;
   private readonly window: number;
-  private server: http2.Http2Server | undefined;
+  private server: http2.Http2Server | http2.Http2SecureServer | undefined;
+  private limits: Http2Limits | undefined;
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   /** New calls are answered UNAVAILABLE (set by `close()`, or by the owner while it drains). */
   draining = false;
@@ -132,9 +150,28 @@ export class UnaryGrpcServer {
     // Room for the flow-control window of a few streams; nghttp2 refuses new streams past this (default 10 MB).
     const maxSessionMemory = Math.max(10, Math.ceil((4 * this.window) / (1024 * 1024)));
     const t = this.opts.tls;
-    const server = t
-      ? http2.createSecureServer({ settings, maxSessionMemory, key: t.key, cert: t.cert, ca: t.ca, requestCert: t.requireClientCert ?? false, rejectUnauthorized: t.requireClientCert ?? false })
+    const o = this.opts;
+    const server: http2.Http2Server | http2.Http2SecureServer = t
+      ? http2.createSecureServer({
+          settings,
+          maxSessionMemory,
+          key: t.key,
+          cert: t.cert,
+          ca: t.ca,
+          minVersion: t.minVersion,
+          requestCert: t.requireClientCert ?? false,
+          rejectUnauthorized: t.requireClientCert ?? false,
+        })
       : http2.createServer({ settings, maxSessionMemory });
+    const m = o.connectionMetrics;
+    if (m !== undefined || (o.maxConnections ?? 0) > 0) {
+      if (m !== undefined) trackConnections(server, { idleMs: o.idleTimeoutMs ?? 0, maxConnections: o.maxConnections ?? 0 }, m, t !== undefined);
+      else server.maxConnections = o.maxConnections ?? 0;
+    }
+    if ((o.idleTimeoutMs ?? 0) > 0 || (o.readTimeoutMs ?? 0) > 0) {
+      this.limits = new Http2Limits(o.idleTimeoutMs ?? 0, o.readTimeoutMs ?? 0, m);
+      this.limits.attach(server);
+    }
     server.on('session', (s) => {
       this.sessions.add(s);
       s.on('close', () => this.sessions.delete(s));
@@ -153,8 +190,15 @@ export class UnaryGrpcServer {
    * started finish, new ones are refused (clients retry them as UNAVAILABLE).
    * After `graceMs` what is still open is destroyed. Safe to call twice.
    */
+  /** Replaces the TLS key pair (and CA) for new handshakes; open connections keep theirs. */
+  setSecureContext(options: tls.SecureContextOptions): void {
+    const s = this.server;
+    if (s !== undefined && 'setSecureContext' in s) s.setSecureContext(options);
+  }
+
   async close(graceMs = 5000): Promise<void> {
     this.draining = true;
+    this.limits?.stop();
     const server = this.server;
     this.server = undefined;
     if (!server) return;
@@ -185,6 +229,11 @@ export class UnaryGrpcServer {
     if (this.draining) {
       this.opts.onRefused?.(path, 'unavailable');
       return this.fail(stream, GrpcCode.UNAVAILABLE, 'server is shutting down');
+    }
+    const admit = this.opts.admit;
+    if (admit !== undefined) {
+      const r = admit(path, headers);
+      if (r !== undefined) return this.fail(stream, r.code, r.message ?? '', r.details);
     }
     this.readMessage(stream, headers, path, encoding === 'gzip', handler);
   }
