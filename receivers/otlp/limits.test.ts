@@ -92,7 +92,7 @@ describe('connection limits', () => {
         const err = await new Promise((resolve) => c.makeUnaryRequest(EXPORT, id, id, BODY, (e) => resolve(e)));
         if (err) errors.push(err);
         calls++;
-        await new Promise((r) => setTimeout(r, 50));
+        await new Promise((r) => setTimeout(r, 20));
       }
     })();
     const times = await Promise.all(closes);
@@ -103,7 +103,7 @@ describe('connection limits', () => {
     expect(calls).toBeGreaterThan(5);
     for (const t of times) {
       expect(t).toBeGreaterThanOrEqual(150);
-      expect(t).toBeLessThan(2000);
+      expect(t).toBeLessThan(4000); // 200 ms idle plus the sweep; generous for a loaded CI machine
     }
     expect(await closed('grpc', 'idle')).toBeGreaterThanOrEqual(20);
   });

@@ -102,6 +102,9 @@ export class OtlpReceiver implements Component {
   private grpcAuth: BearerToken | undefined;
   private httpAuth: BearerToken | undefined;
   private readonly discard: DiscardBounds;
+  private lastRefusal: unknown = undefined;
+  private lastRefusalReason: RefuseReason = 'retryable';
+  private lastRefusalReply: UnaryReply | undefined = undefined;
   private stopped = false;
   /** Bound addresses after start (port 0 resolves to the real port). */
   grpcPort = 0;
@@ -113,7 +116,13 @@ export class OtlpReceiver implements Component {
     this.next = next;
     this.grpcMetrics = new TransportMetrics(settings, 'grpc');
     this.httpMetrics = new TransportMetrics(settings, 'http');
-    this.admission = opts.admission ?? new RefusalMemory(settings.clock);
+    if (opts.admission) this.admission = opts.admission;
+    else {
+      const memory = new RefusalMemory(settings.clock);
+      // While calls are refused at their headers, a refused gRPC client may push only 64 KiB of its message.
+      memory.onChange = (refusing) => this.grpcServer?.setStreamWindow(refusing ? 65_535 : undefined);
+      this.admission = memory;
+    }
     this.discard = opts.discard ?? DEFAULT_DISCARD;
   }
 
@@ -231,9 +240,15 @@ export class OtlpReceiver implements Component {
     if (this.stopped) return undefined;
     const refusal = this.admission.check();
     if (refusal === undefined) return undefined;
-    const a = answerFor(refusal);
-    this.grpcMetrics.refuseEarly(a.reason);
-    return { code: a.grpcCode, message: a.message, details: encodeStatusWithRetry(a.grpcCode, a.message, a.retryAfterMs) };
+    // The memory hands out one error object per hint step: answer it once.
+    if (refusal !== this.lastRefusal) {
+      const a = answerFor(refusal);
+      this.lastRefusal = refusal;
+      this.lastRefusalReason = a.reason;
+      this.lastRefusalReply = { code: a.grpcCode, message: a.message, details: encodeStatusWithRetry(a.grpcCode, a.message, a.retryAfterMs) };
+    }
+    this.grpcMetrics.refuseEarly(this.lastRefusalReason);
+    return this.lastRefusalReply;
   }
 
   private onGrpcExport(call: UnaryCall): UnaryReply | Promise<UnaryReply> {
