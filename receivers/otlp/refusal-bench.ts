@@ -24,6 +24,7 @@ import { silentLogger } from '../../collector/telemetry/logger.js';
 import { withDefaults } from '../../config/defaults.js';
 import { OtlpReceiverSchema } from './config.js';
 import { OtlpReceiver } from './receiver.js';
+import { ask } from './bench.js';
 
 const PATH = '/opentelemetry.proto.collector.trace.v1.TraceService/Export';
 const identity = (b: Buffer) => b;
@@ -42,19 +43,6 @@ async function serve(kind: Case): Promise<void> {
     if (m === 'exit') process.exit(0);
   });
   process.send!({ ports: { grpc: r.grpcPort, http: r.httpPort } });
-}
-
-function ask<T>(child: ReturnType<typeof fork>, msg: string, key: string): Promise<T> {
-  return new Promise((resolve) => {
-    const on = (m: Record<string, unknown>) => {
-      if (key in m) {
-        child.off('message', on);
-        resolve(m[key] as T);
-      }
-    };
-    child.on('message', on);
-    if (msg) child.send(msg);
-  });
 }
 
 async function measure(kind: Case, transport: string, calls: number, concurrency: number, body: Buffer): Promise<number> {
