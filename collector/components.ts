@@ -12,6 +12,7 @@ import { otlpExporterFactory } from '../exporters/otlp/index.js';
 import { otlpHttpExporterFactory } from '../exporters/otlphttp/index.js';
 import { fileExporterFactory } from '../exporters/file/index.js';
 import { debugExporterFactory } from '../exporters/debug/index.js';
+import { loadBalancingExporterFactory, loadBalancingAliasExporterFactory } from '../exporters/loadbalancing/index.js';
 
 export const receiverFactories: ReceiverFactory[] = [otlpReceiverFactory];
 export const processorFactories: ProcessorFactory[] = [memoryLimiterProcessorFactory, batchProcessorFactory, tailSamplingProcessorFactory, normalizeProcessorFactory];
@@ -20,4 +21,6 @@ export const exporterFactories: ExporterFactory[] = [
   otlpHttpExporterFactory,
   fileExporterFactory,
   debugExporterFactory,
+  loadBalancingExporterFactory,
+  loadBalancingAliasExporterFactory,
 ];

@@ -29,9 +29,21 @@ export class CollectorError extends Error {
 
 /** Data that can never be accepted (malformed, rejected by the backend as invalid). */
 export class PermanentError extends CollectorError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('ERR_PERMANENT', message, false, undefined, options);
+  constructor(message: string, options?: { cause?: unknown }, code: ErrorCode = 'ERR_PERMANENT') {
+    super(code, message, false, undefined, options);
     this.name = 'PermanentError';
+  }
+}
+
+/**
+ * The receiving side refused the data itself as invalid (HTTP 400, gRPC
+ * INVALID_ARGUMENT): permanent for these bytes, though a part of them may be
+ * fine, so an exporter may split the batch to find the bad part.
+ */
+export class InvalidDataError extends PermanentError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options, 'ERR_BAD_DATA');
+    this.name = 'InvalidDataError';
   }
 }
 

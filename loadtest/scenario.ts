@@ -33,7 +33,8 @@ export interface Fault {
 export interface CollectorSpec {
   processors: Record<string, Record<string, unknown>>;
   pipeline: string[];
-  exporter: 'otlp' | 'otlphttp';
+  /** loadbalancing: OTLP/gRPC to two ring members that are both the sink (127.0.0.1:P and localhost:P). */
+  exporter: 'otlp' | 'otlphttp' | 'loadbalancing';
   exporter_config: Record<string, unknown>;
   receiver_config: Record<string, unknown>;
   memory_limit_mib: number | undefined;
@@ -81,6 +82,22 @@ export interface Scenario {
   expect: Expectations;
   search: SearchSpec | undefined;
   sink: SinkSpec;
+  /** Multi-sidecar run (loadtest/mesh.ts): one sidecar per service of the shape. */
+  mesh?: MeshSpec;
+}
+
+export interface MeshSpec {
+  /** shared_decisions for tail_sampling, without the redis endpoint (the harness starts the server). */
+  shared: Obj;
+  /** Also run the same traffic without shared_decisions (default true). */
+  baseline: boolean;
+}
+
+function parseMesh(v: unknown, where: string): MeshSpec | undefined {
+  if (v === undefined) return undefined;
+  const o = (v ?? {}) as Obj;
+  known(o, ['shared', 'baseline'], `${where}: mesh`);
+  return { shared: (o.shared ?? {}) as Obj, baseline: o.baseline !== false };
 }
 
 /** Repository root (this file is loadtest/scenario.ts or dist/loadtest/scenario.js). */
@@ -134,7 +151,7 @@ const MODES: FaultMode[] = ['ok', 'slow', 'down', '429', '503', 'partial', 'perm
 
 export function parseScenario(text: string, file = '<inline>'): Scenario {
   const doc = (YAML.parse(text) ?? {}) as Obj;
-  known(doc, ['name', 'description', 'duration', 'warmup', 'traffic', 'collector', 'faults', 'expect', 'search', 'sink'], file);
+  known(doc, ['name', 'description', 'duration', 'warmup', 'traffic', 'collector', 'faults', 'expect', 'search', 'sink', 'mesh'], file);
   const name = String(doc.name ?? path.basename(file).replace(/\.ya?ml$/, ''));
   // `warmup` runs the same traffic before the measured `duration`: CPU, RSS and
   // event-loop figures come from the measured part only (the JIT's start-up
@@ -190,8 +207,10 @@ export function parseScenario(text: string, file = '<inline>'): Scenario {
   const processors = (c.processors ?? {}) as Record<string, Record<string, unknown>>;
   const pipeline = (c.pipeline as string[] | undefined) ?? Object.keys(processors);
   for (const p of pipeline) if (!(p in processors)) throw new Error(`${file}: collector.pipeline names "${p}", which is not under collector.processors`);
-  const exporter = (c.exporter ?? 'otlp') as 'otlp' | 'otlphttp';
-  if (exporter !== 'otlp' && exporter !== 'otlphttp') throw new Error(`${file}: collector.exporter must be otlp or otlphttp`);
+  const exporter = (c.exporter ?? 'otlp') as CollectorSpec['exporter'];
+  if (exporter !== 'otlp' && exporter !== 'otlphttp' && exporter !== 'loadbalancing') {
+    throw new Error(`${file}: collector.exporter must be otlp, otlphttp or loadbalancing`);
+  }
   const collector: CollectorSpec = {
     processors,
     pipeline,
@@ -246,7 +265,9 @@ export function parseScenario(text: string, file = '<inline>'): Scenario {
   if (record === 'counts' && (expect.complete || Object.keys(expect.min_kept).length > 0)) {
     throw new Error(`${file}: expect.complete and expect.min_kept need the sink to record traces; remove sink.record: counts`);
   }
-  return { name, description: String(doc.description ?? ''), file, warmup_ms: warmup, traffic, collector, faults, expect, search, sink: { record } };
+  const mesh = parseMesh(doc.mesh, file);
+  if (mesh !== undefined && collector.processors.tail_sampling === undefined) throw new Error(`${file}: a mesh scenario needs a tail_sampling processor`);
+  return { name, description: String(doc.description ?? ''), file, warmup_ms: warmup, traffic, collector, faults, expect, search, sink: { record }, mesh };
 }
 
 /** Replay rewrites ids at byte offsets of the protobuf encoding: it cannot work with OTLP/JSON. */
@@ -285,14 +306,26 @@ export interface Ports {
   sinkHttp: number;
 }
 
+/**
+ * The exporter's config pointed at the sink. `loadbalancing` gets two ring
+ * members that are both the sink (`127.0.0.1:P`, `localhost:P`), so the
+ * routing and the split into one request per backend are measured with one
+ * sink; `exporter_config` then holds its `protocol.otlp` options.
+ */
+function exporterFor(kind: CollectorSpec['exporter'], cfg: Obj, ports: Ports): Obj {
+  if (kind === 'otlp') return { endpoint: `127.0.0.1:${ports.sinkGrpc}`, tls: { insecure: true }, ...cfg };
+  if (kind === 'otlphttp') return { endpoint: `http://127.0.0.1:${ports.sinkHttp}`, ...cfg };
+  return {
+    protocol: { otlp: { tls: { insecure: true }, ...cfg } },
+    resolver: { static: { hostnames: [`127.0.0.1:${ports.sinkGrpc}`, `localhost:${ports.sinkGrpc}`] } },
+  };
+}
+
 /** The sidecar's config for a scenario, with the harness's ports filled in. */
 export function collectorConfig(s: Scenario, ports: Ports): Obj {
   const c = s.collector;
   const exporterId = c.exporter;
-  const exporterCfg: Obj =
-    c.exporter === 'otlp'
-      ? { endpoint: `127.0.0.1:${ports.sinkGrpc}`, tls: { insecure: true }, ...c.exporter_config }
-      : { endpoint: `http://127.0.0.1:${ports.sinkHttp}`, ...c.exporter_config };
+  const exporterCfg: Obj = exporterFor(c.exporter, c.exporter_config, ports);
   // receiver_config may set protocol options (e.g. protocols.grpc.window_size_mib); the harness owns the endpoints.
   const { protocols: rp = {}, ...receiverRest } = c.receiver_config as { protocols?: Record<string, Obj> };
   return {
@@ -354,10 +387,7 @@ export function peerConfig(s: Scenario, ports: Ports): PeerTranslation {
     if (PEER_EXPORTER_KEYS.includes(k)) exporterCfg[k] = v;
     else dropped.push(`exporter.${k}`);
   }
-  const exporter =
-    c.exporter === 'otlp'
-      ? { endpoint: `127.0.0.1:${ports.sinkGrpc}`, tls: { insecure: true }, ...exporterCfg }
-      : { endpoint: `http://127.0.0.1:${ports.sinkHttp}`, ...exporterCfg };
+  const exporter = exporterFor(c.exporter, exporterCfg, ports);
   return {
     dropped,
     config: {

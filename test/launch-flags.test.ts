@@ -13,8 +13,9 @@ import { SIDECAR_NODE_FLAGS } from '../loadtest/collector.js';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BUNDLE = 'dist/collector/sidecar.mjs';
 
-/** The node flags in front of the bundle on a command line. */
+/** The node flags in front of the bundle on a command line (after `exec` in a shell script). */
 function flagsBefore(argv: string[]): string[] {
+  if (argv[0] === 'exec') argv = argv.slice(1);
   const i = argv.indexOf(BUNDLE);
   expect(i, `${BUNDLE} in ${argv.join(' ')}`).toBeGreaterThan(0);
   expect(argv[0]).toBe('node');
@@ -24,7 +25,10 @@ function flagsBefore(argv: string[]): string[] {
 describe('collector launch flags', () => {
   test('npm start', () => {
     const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
-    expect(flagsBefore(pkg.scripts.start.split(/\s+/))).toEqual(SIDECAR_NODE_FLAGS);
+    const argv = pkg.scripts.start.split(/\s+/);
+    // npm runs the script under `sh -c`; `exec` makes node that process, so a signal sent to npm reaches the collector.
+    expect(argv[0]).toBe('exec');
+    expect(flagsBefore(argv)).toEqual(SIDECAR_NODE_FLAGS);
   });
 
   test("the image's entrypoint", () => {

@@ -10,6 +10,9 @@ export interface SpanSpec {
   kind?: number;
   startMs?: number;
   durationMs?: number;
+  /** Exact times in Unix nanoseconds; they win over startMs / durationMs. */
+  startNs?: bigint;
+  endNs?: bigint;
   status?: number;
   attributes?: Record<string, string | number | boolean>;
   traceState?: string;
@@ -38,8 +41,8 @@ export function requestJson(spans: SpanSpec[], resource: Record<string, string |
           {
             scope: { name: 'test-scope', version: '1.0.0' },
             spans: spans.map((s) => {
-              const start = BigInt(Math.round((s.startMs ?? 1_700_000_000_000) * 1e6));
-              const end = start + BigInt(Math.round((s.durationMs ?? 10) * 1e6));
+              const start = s.startNs ?? BigInt(Math.round((s.startMs ?? 1_700_000_000_000) * 1e6));
+              const end = s.endNs ?? start + BigInt(Math.round((s.durationMs ?? 10) * 1e6));
               return {
                 traceId: s.traceId,
                 spanId: s.spanId,

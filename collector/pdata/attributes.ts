@@ -3,7 +3,7 @@
  * span's top-level fields once and decode only what they return; edits
  * rewrite the span bytes and keep every other field, known or not, as it was.
  */
-import { WireReader, WireWriter, WIRE_LEN, utf8Encode } from './wire.js';
+import { WireReader, WireWriter, WIRE_I64, WIRE_LEN, utf8Encode } from './wire.js';
 import { readKeyValuePlain, type Span } from './spans.js';
 
 /** Span attributes (field 9) as plain JS values: string | boolean | number | bigint | Uint8Array | unknown[] | object. */
@@ -75,6 +75,24 @@ export function spanName(span: Span): string {
 
 export function spanTraceState(span: Span): string {
   return stringField(span, 3);
+}
+
+/**
+ * The span's start and end times (fields 7 and 8, fixed64) read exactly from
+ * its bytes; 0n when absent. `Span.startNs` / `endNs` are doubles, which step
+ * in 256 ns at today's timestamps: use this where those steps matter.
+ */
+export function spanTimesExact(span: Span): [start: bigint, end: bigint] {
+  const r = new WireReader(span.buf, span.off, span.off + span.len);
+  let start = 0n;
+  let end = 0n;
+  while (!r.done()) {
+    const tag = r.uint32();
+    if (tag === ((7 << 3) | WIRE_I64)) start = r.fixed64BigInt();
+    else if (tag === ((8 << 3) | WIRE_I64)) end = r.fixed64BigInt();
+    else r.skip(tag & 7);
+  }
+  return [start, end];
 }
 
 export type AttrValue = string | boolean | number | { int: number | bigint } | { double: number };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { scanExportRequest } from './spans.js';
-import { encodeExportRequest } from './encode.js';
+import { encodeExportRequest, splitExportRequest } from './encode.js';
 import { spanAttributes, setSpanAttributes, setSpanTraceState, spanTraceState, spanName } from './attributes.js';
 import { requestBytes, decodeRequest, makeSpans } from '../../test/otlp.js';
 import { WireWriter } from './wire.js';
@@ -90,5 +90,43 @@ describe('google.rpc.Status encoding', () => {
       const decoded = RpcStatus.toObject(RpcStatus.decode(encodeRpcStatus(code, message)), { defaults: true }) as { code: number; message: string };
       expect(decoded).toEqual({ code, message });
     }
+  });
+});
+
+describe('splitExportRequest', () => {
+  it('cuts a request in halves by spans, each span under its own resource and scope, bytes unchanged', () => {
+    const a = makeSpans([{ traceId: T1, spanId: 'b7ad6b7169203331', name: 'a0' }, { traceId: T1, spanId: 'b7ad6b7169203332', name: 'a1' }], { 'service.name': 'A' });
+    const b = makeSpans(
+      [
+        { traceId: T2, spanId: 'c7ad6b7169203331', name: 'b0' },
+        { traceId: T2, spanId: 'c7ad6b7169203332', name: 'b1' },
+        { traceId: T2, spanId: 'c7ad6b7169203333', name: 'b2' },
+      ],
+      { 'service.name': 'B' },
+    );
+    const all = [...a, ...b];
+    const halves = splitExportRequest(encodeExportRequest(all))!;
+    expect(halves.map((h) => h.spans)).toEqual([2, 3]);
+    // Resource A's second span and resource B's first land in different halves when the cut is inside a resource.
+    const three = splitExportRequest(encodeExportRequest(all.slice(1, 4)))!;
+    const back = [...three, ...halves].map((h) => scanExportRequest(h.bytes).spans);
+    expect(back[0].map((s) => [spanName(s), s.resource.serviceName()])).toEqual([['a1', 'A']]);
+    expect(back[1].map((s) => [spanName(s), s.resource.serviceName()])).toEqual([['b0', 'B'], ['b1', 'B']]);
+    const rejoined = [...back[2], ...back[3]];
+    expect(rejoined.map((s) => Buffer.from(s.bytes()).toString('hex'))).toEqual(all.map((s) => Buffer.from(s.bytes()).toString('hex')));
+    expect(rejoined.map((s) => Buffer.from(s.scope.header).toString('hex'))).toEqual(all.map((s) => Buffer.from(s.scope.header).toString('hex')));
+    expect(rejoined.map((s) => Buffer.from(s.resource.header).toString('hex'))).toEqual(all.map((s) => Buffer.from(s.resource.header).toString('hex')));
+  });
+
+  it('carries spans the scanner would refuse (the backend judges them) and leaves a single span alone', () => {
+    const good = makeSpans([{ traceId: T1, spanId: 'b7ad6b7169203331' }]);
+    const w = new WireWriter();
+    w.bytesField(1, new Uint8Array(3)); // a 3-byte trace id: refused by the scanner
+    const bad = scanExportRequest(encodeExportRequest(good)).spans[0];
+    bad.setBytes(w.finish());
+    const halves = splitExportRequest(encodeExportRequest([good[0], bad]))!;
+    expect(halves.map((h) => h.spans)).toEqual([1, 1]);
+    expect(scanExportRequest(halves[1].bytes).rejected).toBe(1);
+    expect(splitExportRequest(halves[0].bytes)).toBeUndefined();
   });
 });

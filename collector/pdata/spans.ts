@@ -12,6 +12,7 @@
  * of the ResourceSpans / ScopeSpans they came from.
  */
 import { WireReader, WireError, WIRE_LEN, WIRE_I64, WIRE_I32, WIRE_VARINT, toHex } from './wire.js';
+import { checkResource, checkScope, checkSpan, isValidUtf8, lastProblem, releaseBuffer, SPAN_MALFORMED, SPAN_OK } from './validate.js';
 
 /** Everything of a ResourceSpans except its scope_spans, as encoded bytes. */
 export class ResourceRef {
@@ -104,81 +105,184 @@ export class Span {
 
 export interface ScanResult {
   spans: Span[];
-  /** Spans dropped because they are invalid (bad ids); reported through partial_success. */
+  /** Spans rejected alone (reported through partial_success): `malformed` of them plus those with an invalid id. */
   rejected: number;
+  /** Of `rejected`, the spans whose bytes (or whose resource or scope header) a strict decoder refuses. */
+  malformed: number;
+  /** The first problem, naming the span by its index in the request ("span 3: attributes[2].value: ..."). */
   rejectReason: string;
+  /** Index of the span `rejectReason` names, -1 when none was rejected. */
+  rejectIndex: number;
   /** Bytes of the request that were scanned. */
   bytes: number;
 }
 
 /**
- * Scans an ExportTraceServiceRequest. Throws WireError when the bytes are not
- * a well-formed request; individually invalid spans are counted in `rejected`.
+ * Scans an ExportTraceServiceRequest, validating every span completely
+ * (validate.ts) without decoding it.
+ *
+ * Throws WireError when the request's framing is broken: a bad tag, wire type
+ * or length in the ExportTraceServiceRequest, ResourceSpans or ScopeSpans
+ * messages themselves (then the span boundaries cannot be trusted and the
+ * request is refused whole). A span that fails is rejected alone and counted
+ * in `rejected`; a resource or scope header that fails (its attributes, names,
+ * schema_url) rejects every span under it, since none of them can be exported
+ * under a header a backend refuses.
+ *
+ * `skipped` lists (ascending) the indices of spans removed before the scan
+ * (the OTLP/JSON conversion rejects some), so that reasons name spans by their
+ * index in the request the client sent.
  */
-export function scanExportRequest(input: Uint8Array): ScanResult {
+export function scanExportRequest(input: Uint8Array, skipped?: readonly number[]): ScanResult {
   // Spans keep a reference to a Buffer view of the request (native hex for ids).
   const buf = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
-  const out: ScanResult = { spans: [], rejected: 0, rejectReason: '', bytes: buf.length };
-  const r = new WireReader(buf);
-  while (!r.done()) {
-    const tag = r.uint32();
-    if (tag === ((1 << 3) | WIRE_LEN)) {
-      const end = r.lenEnd();
-      scanResourceSpans(buf, r.pos, end, out);
-      r.pos = end;
-    } else {
-      r.skip(tag & 7);
+  const st = new ScanState(buf, skipped);
+  const end = buf.length;
+  let p = 0;
+  let i = 0;
+  while (p < end) {
+    p = container(buf, p, end, REQUEST_NAMES, 'resource_spans');
+    const t = containerTag;
+    if (t === 0x0a) {
+      scanResourceSpans(buf, containerStart, p, st, i);
+      i++;
+    }
+  }
+  releaseBuffer();
+  return st.out;
+}
+
+class ScanState {
+  readonly buf: Buffer;
+  readonly out: ScanResult;
+  private readonly skipped: readonly number[] | undefined;
+  private skippedNext = 0;
+  /** Index (in the client's request) of the next span. */
+  private index = 0;
+  constructor(buf: Buffer, skipped: readonly number[] | undefined) {
+    this.buf = buf;
+    this.out = { spans: [], rejected: 0, malformed: 0, rejectReason: '', rejectIndex: -1, bytes: buf.length };
+    this.skipped = skipped;
+  }
+  /** The index of the span about to be looked at. */
+  nextIndex(): number {
+    const sk = this.skipped;
+    if (sk !== undefined) while (this.skippedNext < sk.length && sk[this.skippedNext] === this.index) {
+      this.skippedNext++;
+      this.index++;
+    }
+    return this.index++;
+  }
+  reject(index: number, malformed: boolean, reason: string): void {
+    this.out.rejected++;
+    if (malformed) this.out.malformed++;
+    if (this.out.rejectIndex < 0) {
+      this.out.rejectIndex = index;
+      this.out.rejectReason = `span ${index}: ${reason}`;
+    }
+  }
+}
+
+const REQUEST_NAMES = ['', 'resource_spans'];
+const RESOURCE_SPANS_NAMES = ['', 'resource', 'scope_spans', 'schema_url'];
+const SCOPE_SPANS_NAMES = ['', 'scope', 'spans', 'schema_url'];
+
+/** The tag and payload start of the field container() last read. */
+let containerTag = 0;
+let containerStart = 0;
+
+/**
+ * Reads one field of a container message (request, ResourceSpans, ScopeSpans),
+ * whose known fields are all length-delimited; returns the end of the field.
+ * Throws WireError on anything that breaks framing.
+ */
+function container(buf: Uint8Array, p: number, end: number, names: readonly string[], what: string): number {
+  const r = new WireReader(buf, p, end);
+  let tag: number;
+  try {
+    tag = r.uint32();
+  } catch {
+    throw new WireError(`${what}: truncated tag`);
+  }
+  const fno = tag >>> 3;
+  const wt = tag & 7;
+  if (fno === 0) throw new WireError(`${what}: field number 0`);
+  if (fno < names.length && wt !== WIRE_LEN) throw new WireError(`${what}: ${names[fno]} has wire type ${wt}, want length-delimited`);
+  containerTag = tag;
+  containerStart = r.pos;
+  if (wt === 3 || wt === 4 || wt > 5) throw new WireError(`${what}: field ${fno} has wire type ${wt}, which is not allowed`);
+  try {
+    if (wt === WIRE_LEN) {
+      const e = r.lenEnd();
+      containerStart = r.pos;
+      return e;
+    }
+    r.skip(wt);
+    return r.pos;
+  } catch (err) {
+    throw new WireError(`${what}: field ${fno}: ${(err as Error).message}`);
+  }
+}
+
+interface Split {
+  /** Every field but the children, as [start, end) ranges: the header re-emitted verbatim. */
+  headerParts: Array<[number, number]>;
+  /** The children's payloads (field 2) as start, end pairs. */
+  children: number[];
+  /** Why the header (field 1, checked by `check`, or the schema_url, field 3) is refused; '' when it is fine. */
+  problem: string;
+}
+
+/**
+ * Splits a ResourceSpans or ScopeSpans message into its header and its
+ * children (field 2), checking the header's contents unless an enclosing
+ * header already failed (`inherited`).
+ */
+function splitContainer(buf: Buffer, start: number, end: number, names: readonly string[], label: string, what: string, check: (b: Uint8Array, s: number, e: number) => number, inherited: string): Split {
+  const out: Split = { headerParts: [], children: [], problem: inherited };
+  let p = start;
+  while (p < end) {
+    const fieldStart = p;
+    p = container(buf, p, end, names, what);
+    if (containerTag === 0x12) {
+      out.children.push(containerStart, p);
+      continue;
+    }
+    out.headerParts.push([fieldStart, p]);
+    if (out.problem !== '') continue;
+    if (containerTag === 0x0a) {
+      if (check(buf, containerStart, p) < 0) out.problem = `${names[1]}: ${lastProblem()}`;
+    } else if (containerTag === 0x1a) {
+      if (!isValidUtf8(buf, containerStart, p)) out.problem = `invalid UTF-8 in ${label}.schema_url`;
     }
   }
   return out;
 }
 
-function scanResourceSpans(buf: Uint8Array, start: number, end: number, out: ScanResult): void {
-  const r = new WireReader(buf, start, end);
-  // First pass: find the header fields (everything but scope_spans).
-  const headerParts: Array<[number, number]> = [];
-  const scopeRanges: Array<[number, number]> = [];
-  while (!r.done()) {
-    const fieldStart = r.pos;
-    const tag = r.uint32();
-    if (tag === ((2 << 3) | WIRE_LEN)) {
-      const e = r.lenEnd();
-      scopeRanges.push([r.pos, e]);
-      r.pos = e;
-    } else {
-      r.skip(tag & 7);
-      headerParts.push([fieldStart, r.pos]);
-    }
+function scanResourceSpans(buf: Buffer, start: number, end: number, st: ScanState, ri: number): void {
+  const what = `resource_spans[${ri}]`;
+  const split = splitContainer(buf, start, end, RESOURCE_SPANS_NAMES, 'resource_spans', what, checkResource, '');
+  const resource = new ResourceRef(joinRanges(buf, split.headerParts));
+  const scopes = split.children;
+  for (let i = 0; i < scopes.length; i += 2) {
+    scanScopeSpans(buf, scopes[i], scopes[i + 1], resource, st, `${what}.scope_spans[${i / 2}]`, split.problem);
   }
-  const resource = new ResourceRef(joinRanges(buf, headerParts));
-  for (let i = 0; i < scopeRanges.length; i++) scanScopeSpans(buf, scopeRanges[i][0], scopeRanges[i][1], resource, out);
 }
 
-function scanScopeSpans(buf: Uint8Array, start: number, end: number, resource: ResourceRef, out: ScanResult): void {
-  const r = new WireReader(buf, start, end);
-  const headerParts: Array<[number, number]> = [];
-  const spanRanges: number[] = [];
-  while (!r.done()) {
-    const fieldStart = r.pos;
-    const tag = r.uint32();
-    if (tag === ((2 << 3) | WIRE_LEN)) {
-      const e = r.lenEnd();
-      spanRanges.push(r.pos, e);
-      r.pos = e;
-    } else {
-      r.skip(tag & 7);
-      headerParts.push([fieldStart, r.pos]);
-    }
+function scanScopeSpans(buf: Buffer, start: number, end: number, resource: ResourceRef, st: ScanState, what: string, resourceProblem: string): void {
+  const { headerParts, children: spanRanges, problem: headerProblem } = splitContainer(buf, start, end, SCOPE_SPANS_NAMES, 'scope_spans', what, checkScope, resourceProblem);
+  if (headerProblem !== '') {
+    for (let i = 0; i < spanRanges.length; i += 2) st.reject(st.nextIndex(), true, headerProblem);
+    return;
   }
   const scope = new ScopeRef(resource, joinRanges(buf, headerParts));
+  const out = st.out;
   for (let i = 0; i < spanRanges.length; i += 2) {
+    const index = st.nextIndex();
     const span = new Span(buf, spanRanges[i], spanRanges[i + 1] - spanRanges[i], scope);
-    const problem = indexSpan(span);
-    if (problem === undefined) out.spans.push(span);
-    else {
-      out.rejected++;
-      if (out.rejectReason === '') out.rejectReason = problem;
-    }
+    const res = checkSpan(span);
+    if (res === SPAN_OK) out.spans.push(span);
+    else st.reject(index, res === SPAN_MALFORMED, lastProblem());
   }
 }
 
@@ -250,7 +354,8 @@ export function indexSpan(span: Span): string | undefined {
   return undefined;
 }
 
-function joinRanges(buf: Uint8Array, parts: Array<[number, number]>): Uint8Array {
+/** Concatenates byte ranges of buf into one new array (a header made of the fields around a nested list). */
+export function joinRanges(buf: Uint8Array, parts: Array<[number, number]>): Uint8Array {
   if (parts.length === 0) return EMPTY;
   if (parts.length === 1) return buf.slice(parts[0][0], parts[0][1]);
   let n = 0;

@@ -8,7 +8,12 @@ import type { Telemetry } from './metrics.js';
 
 export class SummaryLogger {
   private timer: NodeJS.Timeout | undefined;
-  private last = { t: 0, accepted: 0, refused: 0, sent: 0, failed: 0, dropped: 0 };
+  /**
+   * The previous line's time and totals. The first interval starts when the
+   * collector is created, so a line written without start() (a failed start
+   * emits one at shutdown) covers the collector's life, not the epoch.
+   */
+  private last = { t: Date.now(), accepted: 0, refused: 0, sent: 0, failed: 0, dropped: 0 };
 
   constructor(
     private readonly telemetry: Telemetry,

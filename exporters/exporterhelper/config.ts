@@ -93,17 +93,36 @@ export const CompressionSchema = Type.Union([Type.Literal('gzip'), Type.Literal(
   description: 'Compression of request bodies.',
 });
 
+export const IsolateRejectedSchema = Type.Object(
+  {
+    enabled: Type.Boolean({
+      default: true,
+      description:
+        'When the backend refuses a batch as invalid (HTTP 400, gRPC INVALID_ARGUMENT), send its halves instead, recursively, so only the spans it truly rejects are dropped (counted as backend_rejected).',
+    }),
+    max_extra_requests: Type.Integer({
+      default: 64,
+      minimum: 1,
+      description:
+        'Requests one refused batch may cost beyond the first. One bad span in 8192 needs at most 26 (two per halving, 13 halvings); when the budget is spent, a part still refused is dropped whole.',
+    }),
+  },
+  { additionalProperties: false, default: {}, description: 'Find the bad spans of a batch the backend refuses as invalid, instead of dropping the whole batch.' },
+);
+
 /** The options every queued, retrying exporter has. */
 export const helperProperties = {
   timeout: Duration('5s', 'Time limit of one send attempt.'),
   retry_on_failure: RetryOnFailureSchema,
   sending_queue: SendingQueueSchema,
   circuit_breaker: CircuitBreakerSchema,
+  isolate_rejected: IsolateRejectedSchema,
 };
 
 export type RetryConfig = Static<typeof RetryOnFailureSchema>;
 export type QueueConfig = Static<typeof SendingQueueSchema>;
 export type CircuitBreakerConfig = Static<typeof CircuitBreakerSchema>;
+export type IsolateRejectedConfig = Static<typeof IsolateRejectedSchema>;
 export type TlsConfig = Static<typeof TlsSchema>;
 export type HeadersConfig = Static<typeof HeadersSchema>;
 
@@ -112,6 +131,8 @@ export interface HelperConfig {
   retry_on_failure: RetryConfig;
   sending_queue: QueueConfig;
   circuit_breaker: CircuitBreakerConfig;
+  /** Absent: on, with the schema's defaults. */
+  isolate_rejected?: IsolateRejectedConfig;
 }
 
 /** Problems a schema cannot express, shared by the network exporters. */

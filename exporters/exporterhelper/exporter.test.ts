@@ -8,7 +8,7 @@ import type { ExportRequest } from './queue.js';
 import { FakeClock } from '../../collector/consumertest.js';
 import { Telemetry } from '../../collector/telemetry/metrics.js';
 import { silentLogger } from '../../collector/telemetry/logger.js';
-import { CollectorError, PermanentError, RetryableError } from '../../collector/errors.js';
+import { CollectorError, InvalidDataError, PermanentError, RetryableError } from '../../collector/errors.js';
 import { withDefaults } from '../../config/defaults.js';
 import { makeSpans, traceIdHex, spanIdHex } from '../../test/otlp.js';
 
@@ -165,6 +165,33 @@ describe('QueuedExporter retries', () => {
     expect(await metric('otelcol_exporter_sent_spans_total')).toBe(3);
     expect(await metric('sidecar_exporter_rejected_spans_total')).toBe(2);
     expect(await telemetry.droppedByReason()).toEqual({ backend_rejected: 2 });
+  });
+});
+
+describe('QueuedExporter isolation of a batch refused as invalid', () => {
+  it('sends the halves with normal retry handling; a half known bad after its sibling went through is split unsent', async () => {
+    const { timers, backend, exp, metric, telemetry } = setup();
+    // whole batch refused; first half: retryable failure, then accepted; then the fallback (accepted) for what follows.
+    backend.script = [new InvalidDataError('HTTP 400: bad span'), new RetryableError('unavailable'), {}];
+    await exp.start();
+    await exp.consume(spans(4));
+    await timers.until(() => backend.calls.length === 2);
+    await timers.advance(5000);
+    await timers.until(() => exp.pending === 0);
+    // [4] refused; [2] failed, retried, accepted; the other [2] holds the bad span: its first [1] is sent and
+    // accepted, so the last [1] is dropped without a request of its own.
+    expect(backend.calls.map((c) => c.spans)).toEqual([4, 2, 2, 1]);
+    expect(await metric('sidecar_exporter_retries_total')).toBe(1);
+    expect(await metric('otelcol_exporter_sent_spans_total')).toBe(3);
+    expect(await telemetry.droppedByReason()).toEqual({ backend_rejected: 1 });
+  });
+
+  it('a single span refused as invalid in a direct send (no queue) is the caller\'s error', async () => {
+    const { backend, exp, telemetry } = setup({ sending_queue: { enabled: false } });
+    backend.fallback = new InvalidDataError('HTTP 400');
+    await exp.start();
+    await expect(exp.consume(spans(1))).rejects.toBeInstanceOf(InvalidDataError);
+    expect(await telemetry.droppedByReason()).toEqual({});
   });
 });
 

@@ -8,14 +8,26 @@
  * Every span handed to `consume()` ends in exactly one of: refused back to the
  * caller (queue full / shutting down: the caller still owns it), sent
  * (otelcol_exporter_sent_spans_total), rejected by the backend through
- * partial_success (drop reason `backend_rejected`), or dropped with reason
+ * partial_success or isolated as the part of a batch it refuses as invalid
+ * (drop reason `backend_rejected`), or dropped with reason
  * `export_permanent_error`, `export_retries_exhausted` or `shutdown`.
+ *
+ * Isolation: a batch the backend refuses as invalid (InvalidDataError: HTTP
+ * 400, gRPC INVALID_ARGUMENT) is split in halves, each sent as a request of
+ * its own (retries, circuit breaker and timeout as usual), and a refused half
+ * is split again, within `isolate_rejected.max_extra_requests` per batch.
+ * When one half is accepted, the other is known to be refused and is split
+ * without being sent whole. What is refused at one span, or when the budget
+ * is spent, is dropped as `backend_rejected`.
  */
 import type { Logger } from 'pino';
 import type { Clock, Component, CreateSettings } from '../../collector/component.js';
-import type { TracesConsumer } from '../../collector/consumer.js';
+import type { LogsConsumer, MetricsConsumer, TracesConsumer } from '../../collector/consumer.js';
 import type { Span } from '../../collector/pdata/spans.js';
-import { encodeExportRequest } from '../../collector/pdata/encode.js';
+import type { LogRecord } from '../../collector/pdata/logs.js';
+import { countPoints, type Metric } from '../../collector/pdata/metrics.js';
+import { encodeExportRequest, splitExportRequest } from '../../collector/pdata/encode.js';
+import { ITEM, ITEM_TEXT, type Signal } from '../../collector/signals.js';
 import { CollectorError, RetryableError } from '../../collector/errors.js';
 import type { Telemetry, DropReason } from '../../collector/telemetry/metrics.js';
 import { parseDuration } from '../../config/duration.js';
@@ -55,6 +67,13 @@ export interface HelperOptions {
   onShutdown?: () => Promise<void>;
   /** Drain deadline when shutdown() is called without one. */
   defaultShutdownTimeoutMs?: number;
+  /**
+   * The signal this exporter's requests carry (default traces): names its
+   * metrics (`otelcol_exporter_sent_log_records_total`, ...), its drop
+   * counter and its disk queue file. A multi-signal exporter has one
+   * QueuedExporter per signal (signals.ts).
+   */
+  signal?: Signal;
 }
 
 const enum State {
@@ -66,11 +85,18 @@ const enum State {
 
 const LOG_INTERVAL_MS = 10_000;
 
+/** The state of one refused batch being isolated: requests left, and the last part the backend accepted whole. */
+interface Isolation {
+  left: number;
+  accepted: ExportRequest | undefined;
+}
+
 class ShutdownAbort extends Error {}
 
-export class QueuedExporter implements Component, TracesConsumer {
+export class QueuedExporter implements Component, TracesConsumer, LogsConsumer, MetricsConsumer {
   readonly mutatesData = false;
   readonly id: string;
+  readonly signal: Signal;
   private readonly log: Logger;
   private readonly telemetry: Telemetry;
   private readonly clock: Clock;
@@ -86,6 +112,8 @@ export class QueuedExporter implements Component, TracesConsumer {
   private readonly numConsumers: number;
   private readonly blockOnOverflow: boolean;
   private readonly blockTimeoutMs: number;
+  private readonly isolateEnabled: boolean;
+  private readonly isolateBudget: number;
   readonly queue: RequestQueue;
   readonly circuit: CircuitBreaker | undefined;
 
@@ -102,7 +130,10 @@ export class QueuedExporter implements Component, TracesConsumer {
   private readonly drain: DrainRate;
   private lastRejectLog = -Infinity;
   private lastFailLog = -Infinity;
+  private lastIsolateLog = -Infinity;
   private shutdownPromise: Promise<void> | undefined;
+  /** Set by handOver(): interrupted requests are kept for the taker instead of being counted. */
+  private handedBack: ExportRequest[] | undefined;
 
   // metrics (bound children)
   private readonly mSent;
@@ -116,6 +147,7 @@ export class QueuedExporter implements Component, TracesConsumer {
   private readonly mRetries;
   private readonly mCircuit;
   private readonly mRejected;
+  private readonly mIsolateRequests;
 
   constructor(settings: CreateSettings, cfg: HelperConfig, send: SendFn, opts: HelperOptions = {}) {
     this.id = settings.id;
@@ -127,6 +159,9 @@ export class QueuedExporter implements Component, TracesConsumer {
     this.random = opts.random ?? Math.random;
     this.send = send;
     this.opts = opts;
+    this.signal = opts.signal ?? 'traces';
+    const item = ITEM[this.signal];
+    const Item = ITEM_TEXT[this.signal][0].toUpperCase() + ITEM_TEXT[this.signal].slice(1);
 
     this.timeoutMs = parseDuration(cfg.timeout);
     this.retryEnabled = cfg.retry_on_failure.enabled;
@@ -136,31 +171,47 @@ export class QueuedExporter implements Component, TracesConsumer {
     this.numConsumers = q.num_consumers;
     this.blockOnOverflow = q.block_on_overflow;
     this.blockTimeoutMs = parseDuration(q.block_timeout);
-    this.queue = opts.queue ?? (q.enabled && q.storage === 'disk' ? DiskRequestQueue.open(settings, q) : new MemoryQueue(q.queue_size, q.max_bytes));
+    // Isolation splits by the request's frame and counts items: right for spans and log records; a metric's
+    // data points would be miscounted, so metrics are not isolated (a refused batch of metrics is dropped whole).
+    this.isolateEnabled = (cfg.isolate_rejected?.enabled ?? true) && (opts.signal ?? 'traces') !== 'metrics';
+    this.isolateBudget = cfg.isolate_rejected?.max_extra_requests ?? 64;
+    this.queue =
+      opts.queue ?? (q.enabled && q.storage === 'disk' ? DiskRequestQueue.open(settings, q, this.signal) : new MemoryQueue(q.queue_size, q.max_bytes));
 
     const t = settings.telemetry;
     const L = ['exporter'];
     const id = this.id;
-    this.mSent = t.counter('otelcol_exporter_sent_spans_total', 'Spans successfully sent to the destination.', L).labels(id);
+    this.mSent = t.counter(`otelcol_exporter_sent_${item}_total`, `${Item} successfully sent to the destination.`, L).labels(id);
     this.mSendFailed = t
-      .counter('otelcol_exporter_send_failed_spans_total', 'Spans the exporter failed to send (permanent error, retries exhausted, shutdown).', L)
+      .counter(`otelcol_exporter_send_failed_${item}_total`, `${Item} the exporter failed to send (permanent error, retries exhausted, shutdown).`, L)
       .labels(id);
     this.mEnqueueFailed = t
-      .counter('otelcol_exporter_enqueue_failed_spans_total', 'Spans refused because the sending queue was full or closed.', L)
+      .counter(`otelcol_exporter_enqueue_failed_${item}_total`, `${Item} refused because the sending queue was full or closed.`, L)
       .labels(id);
-    this.mQueueSize = t.gauge('otelcol_exporter_queue_size', 'Requests waiting in the sending queue.', L).labels(id);
-    t.gauge('otelcol_exporter_queue_capacity', 'Capacity of the sending queue in requests.', L).labels(id).set(this.queue.capacity);
-    this.mQueueBytes = t.gauge('sidecar_exporter_queue_size_bytes', 'Encoded bytes waiting in the sending queue.', L).labels(id);
-    t.gauge('sidecar_exporter_queue_capacity_bytes', 'Capacity of the sending queue in bytes.', L).labels(id).set(this.queue.capacityBytes);
-    this.mInFlight = t.gauge('sidecar_exporter_in_flight_requests', 'Send attempts in progress.', L).labels(id);
+    // Gauges of one exporter's state carry data_type (traces, logs, metrics), as the Collector's queue metrics do:
+    // an exporter id serving several signals has a queue, requests in flight and a circuit per signal.
+    const QL = ['exporter', 'data_type'];
+    const ql = [id, this.signal];
+    this.mQueueSize = t.gauge('otelcol_exporter_queue_size', 'Requests waiting in the sending queue.', QL).labels(...ql);
+    t.gauge('otelcol_exporter_queue_capacity', 'Capacity of the sending queue in requests.', QL).labels(...ql).set(this.queue.capacity);
+    this.mQueueBytes = t.gauge('sidecar_exporter_queue_size_bytes', 'Encoded bytes waiting in the sending queue.', QL).labels(...ql);
+    t.gauge('sidecar_exporter_queue_capacity_bytes', 'Capacity of the sending queue in bytes.', QL).labels(...ql).set(this.queue.capacityBytes);
+    this.mInFlight = t.gauge('sidecar_exporter_in_flight_requests', 'Send attempts in progress.', QL).labels(...ql);
     const latency = t
       .histogram('sidecar_exporter_send_latency_seconds', 'Duration of one send attempt.', ['exporter', 'outcome'], [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]);
     this.mLatencyOk = latency.labels(id, 'success');
     this.mLatencyFail = latency.labels(id, 'failure');
     this.mRetries = t.counter('sidecar_exporter_retries_total', 'Send attempts after the first one for a request.', L).labels(id);
-    this.mCircuit = t.gauge('sidecar_exporter_circuit_state', 'Circuit breaker: 0 closed, 1 open, 2 half-open (probing).', L).labels(id);
+    this.mCircuit = t.gauge('sidecar_exporter_circuit_state', 'Circuit breaker: 0 closed, 1 open, 2 half-open (probing).', QL).labels(...ql);
     this.mRejected = t
-      .counter('sidecar_exporter_rejected_spans_total', 'Spans the backend accepted the request for but rejected (partial_success).', L)
+      .counter(
+        `sidecar_exporter_rejected_${item}_total`,
+        `${Item} the backend rejected: through partial_success, or isolated in a batch it refused as invalid.`,
+        L,
+      )
+      .labels(id);
+    this.mIsolateRequests = t
+      .counter('sidecar_exporter_isolation_requests_total', 'Requests sent to isolate the invalid spans of batches the backend refused (beyond each first attempt).', L)
       .labels(id);
     this.mCircuit.set(CIRCUIT_CLOSED);
     this.mQueueSize.set(0);
@@ -187,13 +238,28 @@ export class QueuedExporter implements Component, TracesConsumer {
     return this.queue.size + this.inFlight;
   }
 
-  async consume(spans: Span[]): Promise<void> {
-    if (spans.length === 0) return;
+  consume(spans: Span[]): Promise<void> {
+    return this.accept(spans, spans.length);
+  }
+
+  /** Log records (on the exporter whose `signal` is logs): one ExportLogsServiceRequest per call. */
+  consumeLogs(records: LogRecord[]): Promise<void> {
+    return this.accept(records, records.length);
+  }
+
+  /** Metrics (on the exporter whose `signal` is metrics); data points are the counted items. */
+  consumeMetrics(metrics: Metric[]): Promise<void> {
+    return this.accept(metrics, countPoints(metrics));
+  }
+
+  /** Encodes items (the export request's frame is the same for every signal) and queues or sends them. */
+  private async accept(items: Span[] | LogRecord[] | Metric[], count: number): Promise<void> {
+    if (items.length === 0) return;
     if (this.state >= State.Stopping) {
-      this.mEnqueueFailed.inc(spans.length);
+      this.mEnqueueFailed.inc(count);
       throw new CollectorError('ERR_SHUTTING_DOWN', `exporter ${this.id} is shutting down`, true, 1000);
     }
-    const req: ExportRequest = { bytes: encodeExportRequest(spans), spans: spans.length };
+    const req: ExportRequest = { bytes: encodeExportRequest(items), spans: count };
     if (!this.queueEnabled) return this.sendDirect(req);
     const offered = this.queue.offer(req);
     if (offered === true || (offered !== false && (await offered))) {
@@ -234,6 +300,51 @@ export class QueuedExporter implements Component, TracesConsumer {
     return this.shutdownPromise;
   }
 
+  /**
+   * Stops at once without draining (for a router whose backend left or stays
+   * down): new consume() calls are refused (retryable), in-flight attempts and
+   * retry waits are aborted, and every request still held (interrupted ones
+   * first, then the queue in order) is passed to `take`. A request is finished
+   * once `take` resolves (a durable queue deletes it then). When `take`
+   * rejects, a durable queue keeps that request and the rest in its file; a
+   * memory queue's request is counted as dropped (reason `shutdown`).
+   * Resolves when done; the exporter is then shut down.
+   */
+  async handOver(take: (req: ExportRequest) => Promise<void>): Promise<void> {
+    if (this.shutdownPromise !== undefined) return this.shutdownPromise;
+    let finish!: () => void;
+    this.shutdownPromise = new Promise<void>((r) => (finish = r));
+    this.handedBack = [];
+    this.state = State.Stopping;
+    this.hardStop.abort();
+    this.wakeRoomWaiters();
+    this.wakeIdle();
+    await Promise.allSettled([...this.consumers, ...this.direct]);
+    const held = this.handedBack;
+    this.handedBack = undefined;
+    let refused = false;
+    const handle = async (req: ExportRequest) => {
+      if (!refused) {
+        try {
+          await take(req);
+          this.queue.done(req);
+          return;
+        } catch (err) {
+          refused = true;
+          this.log.warn({ exporter: this.id, err: (err as Error).message }, 'hand-over refused; the rest stays with this exporter');
+        }
+      }
+      if (!this.queue.durable) this.fail(req, 'shutdown', new CollectorError('ERR_SHUTTING_DOWN', 'hand-over refused', true), false);
+    };
+    for (const req of held) await handle(req);
+    for (let req = this.queue.poll(); req !== undefined && !(refused && this.queue.durable); req = this.queue.poll()) await handle(req);
+    this.queueChanged();
+    this.queue.close();
+    if (this.opts.onShutdown) await this.opts.onShutdown();
+    this.state = State.Stopped;
+    finish();
+  }
+
   private async doShutdown(timeoutMs: number): Promise<void> {
     const wasRunning = this.state === State.Running;
     this.state = State.Stopping;
@@ -258,7 +369,7 @@ export class QueuedExporter implements Component, TracesConsumer {
       this.queueChanged();
       if (left > 0) {
         this.mSendFailed.inc(left);
-        this.telemetry.drop(this.id, 'shutdown', left);
+        this.telemetry.drop(this.id, 'shutdown', left, this.signal);
         this.log.warn({ exporter: this.id, spans: left }, 'exporter shut down with data still queued; dropped');
       }
     }
@@ -348,9 +459,10 @@ export class QueuedExporter implements Component, TracesConsumer {
    * the request is finished (sent or dropped and counted); false when it was
    * interrupted by the shutdown deadline and a durable queue keeps it.
    * With `propagate` (no queue) a final failure is thrown to the caller instead
-   * of being counted as a drop.
+   * of being counted as a drop. `iso` is set when `req` is a part of a batch
+   * being isolated (never propagated: the other parts may be delivered).
    */
-  private async export(req: ExportRequest, propagate: boolean): Promise<boolean> {
+  private async export(req: ExportRequest, propagate: boolean, iso?: Isolation): Promise<boolean> {
     const started = this.clock.now();
     let waitedOnCircuit = 0;
     let interval = this.policy.initialMs;
@@ -383,6 +495,7 @@ export class QueuedExporter implements Component, TracesConsumer {
         this.mLatencyOk.observe(took / 1000);
         this.circuit?.onAnswer();
         this.accountSuccess(req, result);
+        if (iso) iso.accepted = req;
         return true;
       }
       this.mLatencyFail.observe(took / 1000);
@@ -392,6 +505,10 @@ export class QueuedExporter implements Component, TracesConsumer {
       }
       if (!error.retryable) {
         this.circuit?.onAnswer();
+        // Refused as invalid: find the bad spans (a lone span in a direct send is the caller's to hear about).
+        if (error.code === 'ERR_BAD_DATA' && (iso || (this.isolateEnabled && (req.spans > 1 || !propagate)))) {
+          return this.isolate(req, error, iso ?? { left: this.isolateBudget, accepted: undefined });
+        }
         return this.fail(req, 'export_permanent_error', error, propagate);
       }
       this.circuit?.onFailure(error.retryAfterMs);
@@ -405,6 +522,50 @@ export class QueuedExporter implements Component, TracesConsumer {
       }
       if (!(await this.timers.sleep(delay, stop))) return this.interrupted(req, propagate);
     }
+  }
+
+  /**
+   * `req` was refused as invalid: sends its halves (see the file comment).
+   * Returns as export() does; false when the shutdown deadline interrupted a
+   * part and a durable queue keeps the whole batch (sent again after a
+   * restart: at-least-once).
+   */
+  private async isolate(req: ExportRequest, err: CollectorError, iso: Isolation): Promise<boolean> {
+    let halves: ReturnType<typeof splitExportRequest>;
+    try {
+      halves = iso.left > 0 ? splitExportRequest(req.bytes) : undefined;
+    } catch {
+      halves = undefined; // framing we cannot cut: drop it whole
+    }
+    if (halves === undefined) return this.rejected(req, err, iso.left === 0 && req.spans > 1);
+    const [a, b] = halves;
+    iso.left--;
+    this.mIsolateRequests.inc();
+    if (!(await this.export(a, false, iso))) return false;
+    if (iso.accepted === a) {
+      // The first half went through, so the second holds what was refused: split it without sending it whole.
+      return this.isolate(b, err, iso);
+    }
+    if (iso.left === 0) return this.rejected(b, err, b.spans > 1);
+    iso.left--;
+    this.mIsolateRequests.inc();
+    return this.export(b, false, iso);
+  }
+
+  /** Spans the backend refused as invalid, isolated as far as the budget allowed: dropped as backend_rejected. */
+  private rejected(req: ExportRequest, err: CollectorError, budgetSpent: boolean): boolean {
+    this.mSendFailed.inc(req.spans);
+    this.mRejected.inc(req.spans);
+    this.telemetry.drop(this.id, 'backend_rejected', req.spans, this.signal);
+    const now = this.clock.now();
+    if (now - this.lastIsolateLog >= LOG_INTERVAL_MS) {
+      this.lastIsolateLog = now;
+      this.log.warn(
+        { exporter: this.id, spans: req.spans, err: err.message, budget_spent: budgetSpent },
+        budgetSpent ? 'backend refused spans as invalid; isolation budget spent, part dropped whole' : 'backend refused spans as invalid; dropped',
+      );
+    }
+    return true;
   }
 
   /** One attempt with its timeout. */
@@ -437,7 +598,7 @@ export class QueuedExporter implements Component, TracesConsumer {
     if (rejected > 0 || (result?.errorMessage ?? '') !== '') {
       if (rejected > 0) {
         this.mRejected.inc(rejected);
-        this.telemetry.drop(this.id, 'backend_rejected', rejected);
+        this.telemetry.drop(this.id, 'backend_rejected', rejected, this.signal);
       }
       const now = this.clock.now();
       if (now - this.lastRejectLog >= LOG_INTERVAL_MS) {
@@ -453,7 +614,7 @@ export class QueuedExporter implements Component, TracesConsumer {
   private fail(req: ExportRequest, reason: DropReason, err: CollectorError, propagate: boolean): boolean {
     this.mSendFailed.inc(req.spans);
     if (propagate) throw err;
-    this.telemetry.drop(this.id, reason, req.spans);
+    this.telemetry.drop(this.id, reason, req.spans, this.signal);
     const now = this.clock.now();
     if (now - this.lastFailLog >= LOG_INTERVAL_MS) {
       this.lastFailLog = now;
@@ -463,6 +624,10 @@ export class QueuedExporter implements Component, TracesConsumer {
   }
 
   private interrupted(req: ExportRequest, propagate: boolean): boolean {
+    if (this.handedBack !== undefined && !propagate) {
+      this.handedBack.push(req); // handOver() passes it on
+      return false;
+    }
     const err = new CollectorError('ERR_SHUTTING_DOWN', `exporter ${this.id} shut down before the request was sent`, true);
     if (this.queue.durable && !propagate) return false; // stays in the durable queue
     return this.fail(req, 'shutdown', err, propagate);

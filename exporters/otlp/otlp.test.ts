@@ -136,8 +136,8 @@ describe('otlp exporter (gRPC)', () => {
     await backend.waitForSpans(1);
   });
 
-  it('drops INVALID_ARGUMENT at once and counts it', async () => {
-    const { exp, timers, metric, telemetry } = await setup();
+  it('with isolate_rejected off, drops INVALID_ARGUMENT at once and counts it', async () => {
+    const { exp, timers, metric, telemetry } = await setup({ isolate_rejected: { enabled: false } });
     await backend.setMode({ kind: 'permanent', message: 'bad data' });
     await exp.consume(spans(3));
     await backend.waitForRequests(1);
@@ -146,6 +146,20 @@ describe('otlp exporter (gRPC)', () => {
     expect(backend.stats.requests).toBe(1);
     expect(await telemetry.droppedByReason()).toEqual({ export_permanent_error: 3 });
     expect(await metric('otelcol_exporter_send_failed_spans_total')).toBe(3);
+  });
+
+  it('a backend refusing every part with INVALID_ARGUMENT: halves down to single spans, each counted backend_rejected, never retried', async () => {
+    const { exp, timers, metric, telemetry } = await setup();
+    await backend.setMode({ kind: 'permanent', message: 'bad data' });
+    await exp.consume(spans(3));
+    await waitFor(() => exp.pending === 0 && backend.stats.requests === 5);
+    await timers.advance(600_000);
+    // [3] -> [1] refused, [2] -> [1] refused, [1] refused: 5 requests.
+    expect(backend.stats.requests).toBe(5);
+    expect(await telemetry.droppedByReason()).toEqual({ backend_rejected: 3 });
+    expect(await metric('otelcol_exporter_send_failed_spans_total')).toBe(3);
+    expect(await metric('sidecar_exporter_rejected_spans_total')).toBe(3);
+    expect(await metric('sidecar_exporter_isolation_requests_total')).toBe(4);
   });
 
   it('counts partial_success rejections', async () => {

@@ -8,12 +8,20 @@ import type { SendResult } from '../exporterhelper/exporter.js';
 import { HeaderSource } from '../exporterhelper/headers.js';
 import { loadTlsFiles } from '../exporterhelper/tls.js';
 import { parseExportResponse, parseRpcStatus } from '../exporterhelper/otlpwire.js';
-import { CollectorError, PermanentError, RetryableError } from '../../collector/errors.js';
+import { CollectorError, InvalidDataError, PermanentError, RetryableError } from '../../collector/errors.js';
 import { GrpcCode } from '../../receivers/otlp/grpc-server.js';
 import { UnaryGrpcClient } from './grpc-client.js';
 import { parseGrpcEndpoint, type OtlpExporterConfig, type ParsedEndpoint } from './config.js';
+import type { Signal } from '../../collector/signals.js';
 
 export const TRACE_EXPORT_PATH = '/opentelemetry.proto.collector.trace.v1.TraceService/Export';
+
+/** The Export method of each signal's service. */
+export const EXPORT_PATHS: Record<Signal, string> = {
+  traces: TRACE_EXPORT_PATH,
+  logs: '/opentelemetry.proto.collector.logs.v1.LogsService/Export',
+  metrics: '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export',
+};
 
 /** OTLP: these codes may succeed later; RESOURCE_EXHAUSTED only with RetryInfo. */
 const RETRYABLE = new Set<number>([
@@ -33,6 +41,7 @@ export function grpcError(code: number, message: string, details?: Uint8Array): 
   const msg = `gRPC ${CODE_NAMES.get(code) ?? String(code)}: ${message}`;
   if (RETRYABLE.has(code)) return new RetryableError(msg, retryDelayMs);
   if (code === GrpcCode.RESOURCE_EXHAUSTED && retryDelayMs !== undefined) return new RetryableError(msg, retryDelayMs);
+  if (code === GrpcCode.INVALID_ARGUMENT) return new InvalidDataError(msg);
   return new PermanentError(msg);
 }
 
@@ -41,7 +50,13 @@ export class GrpcSender {
   private readonly headers: HeaderSource;
   private readonly endpoint: ParsedEndpoint;
 
-  constructor(private readonly cfg: OtlpExporterConfig) {
+  private readonly path: string;
+
+  constructor(
+    private readonly cfg: OtlpExporterConfig,
+    signal: Signal = 'traces',
+  ) {
+    this.path = EXPORT_PATHS[signal];
     this.headers = new HeaderSource(cfg.headers);
     this.endpoint = parseGrpcEndpoint(cfg.endpoint);
   }
@@ -68,7 +83,7 @@ export class GrpcSender {
     const md: Record<string, string> = {};
     for (const [k, v] of this.headers.fixed) md[k.toLowerCase()] = v;
     if (this.headers.hasFiles) for (const [k, v] of await this.headers.fileHeaders()) md[k.toLowerCase()] = v;
-    const r = await client.call(TRACE_EXPORT_PATH, req.bytes, md, this.cfg.compression === 'gzip', signal);
+    const r = await client.call(this.path, req.bytes, md, this.cfg.compression === 'gzip', signal);
     if (r.code !== GrpcCode.OK) throw grpcError(r.code, r.message, r.details);
     if (r.body === undefined || r.body.length === 0) return;
     try {

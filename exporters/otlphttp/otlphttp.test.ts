@@ -109,8 +109,8 @@ describe('otlphttp exporter', () => {
     await backend.waitForSpans(1);
   });
 
-  it('drops 400 at once and counts it', async () => {
-    const { exp, timers, telemetry, metric } = await setup();
+  it('with isolate_rejected off, drops 400 at once and counts it', async () => {
+    const { exp, timers, telemetry, metric } = await setup({ isolate_rejected: { enabled: false } });
     await backend.setMode({ kind: 'permanent', message: 'schema violation' });
     await exp.consume(spans(2));
     await waitFor(() => exp.pending === 0 && backend.stats.requests === 1);

@@ -14,6 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { scanExportRequest, type Span } from '../../collector/pdata/spans.js';
 import { GrpcCode, UnaryGrpcServer, type UnaryCall, type UnaryReply } from '../../receivers/otlp/grpc-server.js';
 import { jsonToProtobuf } from '../../collector/pdata/otlp-json.js';
+import { spanName } from '../../collector/pdata/attributes.js';
 import { WireReader } from '../../collector/pdata/wire.js';
 import { encodeRpcStatus } from '../../collector/pdata/otlp-json.js';
 import { encodeExportResponse, encodeRpcStatusWithRetry } from '../../exporters/exporterhelper/otlpwire.js';
@@ -32,7 +33,13 @@ export type BackendMode =
   /** Accept, but reject the first `rejectSpans` spans of each request through partial_success. */
   | { kind: 'partial'; rejectSpans: number; message?: string }
   /** gRPC INVALID_ARGUMENT / HTTP 400. */
-  | { kind: 'permanent'; message?: string };
+  | { kind: 'permanent'; message?: string }
+  /**
+   * gRPC INVALID_ARGUMENT / HTTP 400 for a request holding any span named
+   * `spanName` (a strict backend refusing a batch for one bad span); other
+   * requests are accepted.
+   */
+  | { kind: 'reject_marked'; spanName: string };
 
 export interface BackendOptions {
   /** Serve OTLP/gRPC (default true). */
@@ -282,7 +289,7 @@ export class OtlpTestBackend {
     body: Uint8Array,
     proto: Uint8Array | undefined,
     mode: BackendMode,
-  ): { rejected: number; error: string | undefined } {
+  ): { rejected: number; error: string | undefined; refused: boolean } {
     this.stats.requests++;
     let spans: ReturnType<typeof scanExportRequest>['spans'] | undefined;
     let count = 0;
@@ -300,7 +307,8 @@ export class OtlpTestBackend {
     } else error = 'cannot decode request';
     const rec: ReceivedRequest = { at: Date.now(), transport, encoding, compressed, path, headers, spans: count, outcome: 'accepted' };
     if (this.opts.keepBodies) rec.body = body;
-    const failing = mode.kind === 'down' || mode.kind === 'throttle' || mode.kind === 'permanent';
+    const marked = mode.kind === 'reject_marked' && spans !== undefined && spans.some((sp) => spanName(sp) === mode.spanName);
+    const failing = mode.kind === 'down' || mode.kind === 'throttle' || mode.kind === 'permanent' || marked;
     let rejected = 0;
     if (error !== undefined || failing) {
       rec.outcome = 'error';
@@ -323,7 +331,7 @@ export class OtlpTestBackend {
     this.received.push(rec);
     this.opts.onRequest?.(rec, error === undefined ? spans : [], rejected, error !== undefined);
     this.notify();
-    return { rejected, error };
+    return { rejected, error, refused: marked };
   }
 
   private async onGrpc(call: UnaryCall): Promise<UnaryReply> {
@@ -331,9 +339,10 @@ export class OtlpTestBackend {
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(call.headers)) if (typeof v === 'string' && k[0] !== ':' && !k.endsWith('-bin')) headers[k] = v;
     const body = call.message;
-    const { rejected, error } = this.record('grpc', 'proto', call.compressed, '', headers, body, body, mode);
+    const { rejected, error, refused } = this.record('grpc', 'proto', call.compressed, '', headers, body, body, mode);
     if (mode.kind === 'slow') await delay(mode.delayMs);
     if (error !== undefined) return { code: GrpcCode.INVALID_ARGUMENT, message: error };
+    if (refused) return { code: GrpcCode.INVALID_ARGUMENT, message: 'request holds a marked span' };
     switch (mode.kind) {
       case 'down':
         return { code: GrpcCode.UNAVAILABLE, message: 'backend is down' };
@@ -369,7 +378,7 @@ export class OtlpTestBackend {
     }
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string') headers[k] = v;
-    const { rejected, error } = this.record('http', json ? 'json' : 'proto', compressed, req.url ?? '', headers, body, proto, mode);
+    const { rejected, error, refused } = this.record('http', json ? 'json' : 'proto', compressed, req.url ?? '', headers, body, proto, mode);
     if (mode.kind === 'slow') await delay(mode.delayMs);
     const ct = json ? 'application/json' : 'application/x-protobuf';
     const fail = (status: number, code: number, message: string, extra: Record<string, string> = {}) => {
@@ -378,6 +387,7 @@ export class OtlpTestBackend {
       res.end(payload);
     };
     if (error !== undefined) return fail(400, GrpcCode.INVALID_ARGUMENT, error);
+    if (refused) return fail(400, GrpcCode.INVALID_ARGUMENT, 'request holds a marked span');
     switch (mode.kind) {
       case 'down':
         return fail(503, GrpcCode.UNAVAILABLE, 'backend is down');

@@ -67,6 +67,40 @@ describe('latency', () => {
   it('works on a trace with no root span (all spans have parents)', () => {
     expect(policy({ type: 'latency', latency: { threshold_ms: 2000 } }).evaluate(t(3000), 0)).toBe(SAMPLED);
   });
+
+  describe('exact to the nanosecond at today\'s timestamps', () => {
+    // 2026-12: Unix nanoseconds near 1.8e18, where a double steps in 256 ns.
+    const TODAY = 1_796_661_228_000_000_000n;
+    const msOfDoubles = (start: bigint, durNs: bigint) => Math.trunc((Number(start + durNs) - Number(start)) / 1e6);
+    /** A start time at which the duration computed from doubles truncates to a different whole ms than the exact one. */
+    function misleadingStart(durNs: bigint): bigint {
+      for (let k = 0n; k < 4096n; k++) {
+        if (msOfDoubles(TODAY + k, durNs) !== Number(durNs / 1_000_000n)) return TODAY + k;
+      }
+      throw new Error(`no start found where ${durNs} ns rounds across a millisecond`);
+    }
+    /** Earliest start and latest end on different spans, a third span inside. */
+    const exact = (durNs: bigint) => {
+      const start = misleadingStart(durNs);
+      return one([
+        { parentSpanId: 'aaaaaaaaaaaaaaaa', startNs: start, endNs: start + 1_000n },
+        { parentSpanId: 'aaaaaaaaaaaaaaaa', startNs: start + 7n, endNs: start + durNs / 2n },
+        { parentSpanId: 'aaaaaaaaaaaaaaaa', startNs: start + 3_000n, endNs: start + durNs },
+      ]);
+    };
+    it('499.999999 ms is below a 500 ms threshold, 500.000000 ms meets it', () => {
+      const p = policy({ type: 'latency', latency: { threshold_ms: 500 } });
+      expect(p.evaluate(exact(499_999_999n), 0)).toBe(NOT_SAMPLED);
+      expect(p.evaluate(exact(500_000_000n), 0)).toBe(SAMPLED);
+    });
+    it('at both bounds of threshold < d <= upper', () => {
+      const p = policy({ type: 'latency', latency: { threshold_ms: 100, upper_threshold_ms: 500 } });
+      expect(p.evaluate(exact(100_999_999n), 0)).toBe(NOT_SAMPLED);
+      expect(p.evaluate(exact(101_000_000n), 0)).toBe(SAMPLED);
+      expect(p.evaluate(exact(500_999_999n), 0)).toBe(SAMPLED);
+      expect(p.evaluate(exact(501_000_000n), 0)).toBe(NOT_SAMPLED);
+    });
+  });
 });
 
 describe('numeric_attribute', () => {

@@ -9,7 +9,7 @@
  */
 import { BoundedLru } from './lru.js';
 import type { ResourceRef, Span } from '../../collector/pdata/spans.js';
-import { spanName, spanTraceState } from '../../collector/pdata/attributes.js';
+import { spanName, spanTimesExact, spanTraceState } from '../../collector/pdata/attributes.js';
 import { parseDuration } from '../../config/duration.js';
 import { AttrKey, findResourceAttr, findSpanAttr, readAsKeyPart, readBool, readInt, readStr } from './attrs.js';
 import { CollectorProbabilistic } from './hash.js';
@@ -60,10 +60,36 @@ class Latency extends Evaluator {
     super();
   }
   evaluate(t: TraceView): Decision {
-    const d = Math.trunc((t.maxEndNs - t.minStartNs) / 1e6);
+    const d = traceDurationMs(t);
     if (this.upper === 0) return d >= this.threshold ? SAMPLED : NOT_SAMPLED;
     return this.threshold < d && d <= this.upper ? SAMPLED : NOT_SAMPLED;
   }
+}
+
+/**
+ * The trace's duration in whole milliseconds, truncated toward zero as Go's
+ * `Duration.Milliseconds()`, exact to the nanosecond. The trace's index keeps
+ * times as doubles, which step in 256 ns at today's timestamps (2^60..2^61
+ * ns), so their difference is within 256 ns of the truth: only when it lies
+ * that close to a whole millisecond can truncation go wrong, and only then
+ * are the spans' fixed64 times read exactly (BigInt) from their bytes. The
+ * margin (2^-50 of the later time, ~1.6 µs today) is several steps wide.
+ */
+export function traceDurationMs(t: TraceView): number {
+  const ns = t.maxEndNs - t.minStartNs;
+  const ms = Math.trunc(ns / 1e6);
+  const rem = ns - ms * 1e6;
+  const margin = t.maxEndNs * 2 ** -50 + 1;
+  // A positive duration clear of a millisecond boundary (or no spans at all): the doubles are right.
+  if ((rem > margin && rem < 1e6 - margin) || t.spans.length === 0) return ms;
+  let min = 0n;
+  let max = 0n;
+  for (let i = 0; i < t.spans.length; i++) {
+    const [start, end] = spanTimesExact(t.spans[i]);
+    if (i === 0 || start < min) min = start;
+    if (i === 0 || end > max) max = end;
+  }
+  return Number((max - min) / 1_000_000n);
 }
 
 /**

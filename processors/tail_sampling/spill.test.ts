@@ -251,7 +251,7 @@ describe('tail_sampling disk spill', () => {
     const clock = new FakeClock(t0);
     const h = make(clock, { buffer: { max_bytes: 30_000, disk: { directory: dir() } } });
     await h.p.start();
-    const spill = (h.p as unknown as { spill: { sdb: { faultHook: (() => Error | undefined) | undefined } } }).spill;
+    const spill = (h.p as unknown as { disk: { spill: { sdb: { faultHook: (() => Error | undefined) | undefined } } } }).disk.spill;
     spill.sdb.faultHook = () => new InjectedFault('SQLITE_FULL');
     const batches = fixture(3, 200);
     for (const [, s] of batches.slice(0, 60)) await h.p.consume(s);
@@ -337,7 +337,7 @@ describe('tail_sampling disk spill', () => {
     await h.p.start();
     await h.p.consume(makeSpans([{ traceId: 'ef'.repeat(16), spanId: '01'.repeat(8) }, { traceId: 'ef'.repeat(16), spanId: '02'.repeat(8) }]));
     expect(await h.tel.total('otelcol_processor_tail_sampling_sampling_spans_on_disk')).toBe(2);
-    const spill = (h.p as unknown as { spill: { sdb: { db: { exec(sql: string): void } } } }).spill;
+    const spill = (h.p as unknown as { disk: { spill: { sdb: { db: { exec(sql: string): void } } } } }).disk.spill;
     spill.sdb.db.exec("UPDATE bodies SET body = x'07'");
     clock.advance(30_000);
     await h.p.tick();

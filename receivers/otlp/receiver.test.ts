@@ -200,9 +200,21 @@ describe('OTLP/HTTP receiver', () => {
     const r = await post('{"resourceSpans": [', JS);
     expect(r.status).toBe(400);
     expect(JSON.parse(r.body.toString()).message).toMatch(/invalid JSON/);
-    const hexless = await post(JSON.stringify({ resourceSpans: [{ scopeSpans: [{ spans: [{ traceId: 'not-hex', spanId: 'zz' }] }] }] }), JS);
-    expect(hexless.status).toBe(400);
-    expect(JSON.parse(hexless.body.toString()).message).toMatch(/hex/);
+    const broken = await post(JSON.stringify({ resourceSpans: [{ scopeSpans: { spans: [] } }] }), JS);
+    expect(broken.status).toBe(400);
+    expect(JSON.parse(broken.body.toString()).message).toMatch(/scopeSpans must be an array/);
+  });
+
+  it('rejects a JSON span with a bad value alone (partial success), accepting the others', async () => {
+    const good = requestJson([{ traceId: T1, spanId: '00f067aa0ba902b7' }]).resourceSpans[0].scopeSpans[0].spans[0];
+    const spans = [good, { ...good, traceId: 'not-hex' }, { ...good, kind: 'SERVER' }, { ...good, name: '\ud800' }];
+    next.sink.reset();
+    const r = await post(JSON.stringify({ resourceSpans: [{ scopeSpans: [{ spans }] }] }), JS);
+    expect(r.status).toBe(200);
+    expect(next.sink.spanCount).toBe(1);
+    const ps = JSON.parse(r.body.toString()).partialSuccess;
+    expect(ps.rejectedSpans).toBe('3');
+    expect(ps.errorMessage).toMatch(/^span 1: traceId: ids must be hex/);
   });
 
   it('answers bodies over the limit with 413, also after decompression (gzip bomb)', async () => {

@@ -1,0 +1,80 @@
+/**
+ * The consistent-hash ring of the OpenTelemetry Collector's `loadbalancing`
+ * exporter (contrib `exporter/loadbalancingexporter/consistent_hashing.go`),
+ * reproduced so that these sidecars and Collector agents with the same backend
+ * list send every trace id to the same backend:
+ *
+ * - each endpoint string (as resolved, e.g. `sampler-0:4317`, never with a port
+ *   added) gets 100 points: `crc32(endpoint bytes + one byte i) % 36000` for
+ *   i = 0..99 (CRC-32/IEEE, the one zlib computes);
+ * - endpoints are taken in sorted order and a point already taken by an
+ *   earlier endpoint is skipped (the first endpoint keeps it);
+ * - a key is hashed the same way (`crc32(key) % 36000`; for `traceID` the key
+ *   is the 16 raw trace-id bytes, for `service` the UTF-8 service name) and
+ *   belongs to the first point at or after its position, wrapping to the
+ *   lowest point past the highest.
+ *
+ * Pinned by ring.test.ts (fixed ids -> fixed endpoints).
+ */
+import { crc32 } from 'node:zlib';
+
+export const RING_POSITIONS = 36000;
+export const POINTS_PER_ENDPOINT = 100;
+
+export class HashRing {
+  /** Ring positions, ascending. */
+  private readonly positions: Uint32Array;
+  /** Endpoint index of each position. */
+  private readonly owners: Uint16Array;
+  /** Sorted, distinct endpoints. */
+  readonly endpoints: readonly string[];
+  private readonly idBuf = Buffer.alloc(16);
+
+  constructor(endpoints: readonly string[]) {
+    const eps = [...new Set(endpoints)].sort();
+    this.endpoints = eps;
+    const taken = new Map<number, number>();
+    const one = Buffer.alloc(1);
+    for (let e = 0; e < eps.length; e++) {
+      const base = crc32(eps[e]);
+      for (let i = 0; i < POINTS_PER_ENDPOINT; i++) {
+        one[0] = i;
+        const pos = crc32(one, base) % RING_POSITIONS;
+        if (!taken.has(pos)) taken.set(pos, e);
+      }
+    }
+    const sorted = [...taken.keys()].sort((a, b) => a - b);
+    this.positions = Uint32Array.from(sorted);
+    this.owners = Uint16Array.from(sorted, (p) => taken.get(p)!);
+  }
+
+  get size(): number {
+    return this.endpoints.length;
+  }
+
+  /** Index into `endpoints` of the owner of ring position `pos`, or -1 for an empty ring. */
+  ownerOfPosition(pos: number): number {
+    const p = this.positions;
+    if (p.length === 0) return -1;
+    let lo = 0;
+    let hi = p.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (p[mid] < pos) lo = mid + 1;
+      else hi = mid;
+    }
+    return this.owners[lo === p.length ? 0 : lo];
+  }
+
+  /** Owner of a trace id given as 32 lowercase hex characters. */
+  ownerOfTraceId(hex: string): number {
+    const b = this.idBuf;
+    b.write(hex, 'hex');
+    return this.ownerOfPosition(crc32(b) % RING_POSITIONS);
+  }
+
+  /** Owner of an arbitrary string key (hashed as UTF-8). */
+  ownerOfKey(key: string): number {
+    return this.ownerOfPosition(crc32(key) % RING_POSITIONS);
+  }
+}
