@@ -99,7 +99,14 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
     this.cache = new DecisionCache(cfg.decision_cache.sampled_cache_size, cfg.decision_cache.non_sampled_cache_size);
     this.forwarder = new Forwarder(settings, next, this.tickMs, this.metrics, this.warnings);
     if (spills) {
-      const opts = { directory: dc.directory, maxBytes: dc.max_bytes, sync: dc.sync, memoryMaxBytes: this.maxBytes, numTraces: this.numTraces };
+      const opts = {
+        directory: dc.directory,
+        maxBytes: dc.max_bytes,
+        sync: dc.sync,
+        memoryMaxBytes: this.maxBytes,
+        numTraces: this.numTraces,
+        restoreGraceMs: parseDuration(dc.restore_grace),
+      };
       this.disk = new DiskSpill(settings, opts, this.store, this.schedule, this.warnings);
       this.relieveAt = this.disk.relieveAt;
     } else {
