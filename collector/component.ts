@@ -6,7 +6,8 @@
  */
 import type { TSchema, Static } from '@sinclair/typebox';
 import type { Logger } from 'pino';
-import type { TracesConsumer } from './consumer.js';
+import type { LogsConsumer, MetricsConsumer, SignalConsumers, TracesConsumer } from './consumer.js';
+import type { Signal } from './signals.js';
 import type { Telemetry } from './telemetry/metrics.js';
 
 export type ComponentKind = 'receiver' | 'processor' | 'exporter';
@@ -43,6 +44,12 @@ export interface ConfigProblem {
 
 interface FactoryBase<S extends TSchema> {
   readonly type: string;
+  /**
+   * The signals this type can be used for (the Collector's CreateTraces /
+   * CreateLogs / CreateMetrics). Absent means traces only. The config loader
+   * refuses a pipeline that lists the component for any other signal.
+   */
+  readonly signals?: readonly Signal[];
   /** JSON Schema of the component's config (TypeBox), with defaults; drives validation, defaults and docs. */
   readonly configSchema: S;
   /** Checks that a schema cannot express (regexes compile, ranges relate). */
@@ -63,19 +70,46 @@ interface FactoryBase<S extends TSchema> {
   load?(): Promise<void>;
 }
 
+/**
+ * A receiver id used by pipelines of several signals is one instance serving
+ * all of them (as the Collector shares its otlp receiver): `consumers` holds
+ * the next stage of each signal it feeds. Without `consumers` (tests that
+ * create a receiver directly) it feeds `next` with traces only.
+ */
 export interface ReceiverFactory<S extends TSchema = TSchema> extends FactoryBase<S> {
   readonly kind: 'receiver';
-  create(settings: CreateSettings, config: Static<S>, next: TracesConsumer): Component;
+  create(settings: CreateSettings, config: Static<S>, next: TracesConsumer, consumers?: SignalConsumers): Component;
 }
 
+/**
+ * A processor is created once per pipeline that lists it: `create` for a
+ * traces pipeline, `createLogs` / `createMetrics` for the others (each present
+ * exactly when `signals` names its signal). A type that sets `sharedAcrossSignals`
+ * (tail_sampling: logs follow their trace's decision) gets one instance per id:
+ * the service creates it for the traces pipeline and hands the logs pipeline's
+ * next stage to `attachLogs` of that same instance.
+ */
 export interface ProcessorFactory<S extends TSchema = TSchema> extends FactoryBase<S> {
   readonly kind: 'processor';
   create(settings: CreateSettings, config: Static<S>, next: TracesConsumer): Component & TracesConsumer;
+  createLogs?(settings: CreateSettings, config: Static<S>, next: LogsConsumer): Component & LogsConsumer;
+  createMetrics?(settings: CreateSettings, config: Static<S>, next: MetricsConsumer): Component & MetricsConsumer;
+  readonly sharedAcrossSignals?: boolean;
 }
 
+/** A processor instance that also carries the log records of the traces it holds. */
+export interface LogsAttachable {
+  attachLogs(next: LogsConsumer): LogsConsumer;
+}
+
+/**
+ * An exporter id is one instance for every pipeline that lists it, whatever
+ * their signals: it implements the consumer of each signal in `signals`
+ * (`consume`, `consumeLogs`, `consumeMetrics`).
+ */
 export interface ExporterFactory<S extends TSchema = TSchema> extends FactoryBase<S> {
   readonly kind: 'exporter';
-  create(settings: CreateSettings, config: Static<S>): Component & TracesConsumer;
+  create(settings: CreateSettings, config: Static<S>): Component & TracesConsumer & Partial<LogsConsumer & MetricsConsumer>;
 }
 
 export type AnyFactory = ReceiverFactory | ProcessorFactory | ExporterFactory;

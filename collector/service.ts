@@ -1,8 +1,15 @@
 /**
- * The service builds the traces pipeline from a loaded config and owns its
- * lifecycle (after the Collector's service/internal/graph):
+ * The service builds the pipelines of a loaded config and owns their
+ * lifecycle (after the Collector's service/internal/graph). Each entry of
+ * `service.pipelines` (`traces`, `logs`, `metrics`, `logs/app`, ...) is
  *
  *   receivers -> processors[0] -> ... -> processors[n-1] -> fan-out -> exporters
+ *
+ * for its signal. A receiver or exporter id is one instance however many
+ * pipelines (of whatever signals) list it: the receiver feeds the head of each
+ * of its pipelines, the exporter takes every signal it is handed. Processors
+ * are one instance per pipeline, except a type that is `sharedAcrossSignals`
+ * (tail_sampling), which is one instance per id for its traces and logs.
  *
  * Start goes from the back (exporters first, receivers last) so no stage ever
  * receives data before its next stage is running; shutdown goes from the front
@@ -10,10 +17,14 @@
  * drain) so every stage can hand on what it holds.
  */
 import type { Logger } from 'pino';
-import type { Clock, Component, CreateSettings, ExporterFactory, ProcessorFactory, ReceiverFactory } from './component.js';
-import { FanoutConsumer, type TracesConsumer } from './consumer.js';
+import type { Clock, Component, CreateSettings, ExporterFactory, LogsAttachable, ProcessorFactory, ReceiverFactory } from './component.js';
+import { fanout, type LogsConsumer, type MetricsConsumer, type SignalConsumers, type TracesConsumer } from './consumer.js';
 import type { Telemetry } from './telemetry/metrics.js';
 import { RetryableError } from './errors.js';
+import { pipelineSignal, SIGNALS, type Signal } from './signals.js';
+import type { Span } from './pdata/spans.js';
+import type { LogRecord } from './pdata/logs.js';
+import type { Metric } from './pdata/metrics.js';
 
 export interface ComponentEntry<F> {
   id: string;
@@ -22,13 +33,20 @@ export interface ComponentEntry<F> {
   config: unknown;
 }
 
+export interface PipelineConfig {
+  receivers: string[];
+  processors: string[];
+  exporters: string[];
+}
+
 /** The part of a loaded config the service needs (config/load.ts produces it). */
 export interface ServiceConfig {
   receivers: Map<string, ComponentEntry<ReceiverFactory>>;
   processors: Map<string, ComponentEntry<ProcessorFactory>>;
   exporters: Map<string, ComponentEntry<ExporterFactory>>;
   service: {
-    pipelines: { traces: { receivers: string[]; processors: string[]; exporters: string[] } };
+    /** Pipeline id (`traces`, `logs/app`, ...) -> its components. */
+    pipelines: Record<string, PipelineConfig>;
     shutdownTimeoutMs: number;
   };
 }
@@ -41,41 +59,74 @@ interface Built {
 }
 
 interface Chain {
+  /** Every processor instance, in pipeline order (a shared instance once). */
   processors: Built[];
   exporters: Built[];
-  entry: TracesConsumer;
+  /** Pipeline id -> the first stage of its chain. */
+  entries: Map<string, object>;
 }
 
+type AnyConsumer = TracesConsumer | LogsConsumer | MetricsConsumer;
+
+const notRunning = () => Promise.reject(new RetryableError('pipeline is not running', 1000, 'ERR_SHUTTING_DOWN'));
+
 /**
- * The stable head of the pipeline that receivers hold. A reload points it at
- * a new processor/exporter chain; requests already inside the old chain finish
- * there while the old chain drains.
+ * The stable head of a pipeline that receivers hold. A reload points it at a
+ * new processor/exporter chain; requests already inside the old chain finish
+ * there while the old chain drains. It forwards the signal it is handed.
  */
-export class SwitchConsumer implements TracesConsumer {
-  target: TracesConsumer | undefined;
-  consume(spans: import('./pdata/spans.js').Span[]): Promise<void> {
-    const t = this.target;
-    if (t === undefined) return Promise.reject(new RetryableError('pipeline is not running', 1000, 'ERR_SHUTTING_DOWN'));
-    return t.consume(spans);
+export class SwitchConsumer implements TracesConsumer, LogsConsumer, MetricsConsumer {
+  target: object | undefined;
+  get mutatesData(): boolean {
+    return (this.target as { mutatesData?: boolean } | undefined)?.mutatesData === true;
+  }
+  consume(spans: Span[]): Promise<void> {
+    const t = this.target as TracesConsumer | undefined;
+    return t === undefined ? notRunning() : t.consume(spans);
+  }
+  consumeLogs(records: LogRecord[]): Promise<void> {
+    const t = this.target as LogsConsumer | undefined;
+    return t === undefined ? notRunning() : t.consumeLogs(records);
+  }
+  consumeMetrics(metrics: Metric[]): Promise<void> {
+    const t = this.target as MetricsConsumer | undefined;
+    return t === undefined ? notRunning() : t.consumeMetrics(metrics);
   }
 }
 
+/** Pipelines in build order: traces first, so a processor shared with logs exists when a logs pipeline needs it. */
+function pipelineIds(config: ServiceConfig): string[] {
+  const ids = Object.keys(config.service.pipelines);
+  return SIGNALS.flatMap((s) => ids.filter((id) => pipelineSignal(id) === s));
+}
+
 /**
- * Loads, in parallel, the implementations of every component type the pipeline
- * uses (factories import them lazily; see `lazyModule`). Types the config does
+ * Loads, in parallel, the implementations of every component type the pipelines
+ * use (factories import them lazily; see `lazyModule`). Types the config does
  * not use are never loaded.
  */
 export async function loadImplementations(config: ServiceConfig): Promise<void> {
-  const p = config.service.pipelines.traces;
   const used = new Set<{ load?(): Promise<void> }>();
-  for (const id of p.receivers) used.add(config.receivers.get(id)!.factory);
-  for (const id of p.processors) used.add(config.processors.get(id)!.factory);
-  for (const id of p.exporters) used.add(config.exporters.get(id)!.factory);
+  for (const p of Object.values(config.service.pipelines)) {
+    for (const id of p.receivers) used.add(config.receivers.get(id)!.factory);
+    for (const id of p.processors) used.add(config.processors.get(id)!.factory);
+    for (const id of p.exporters) used.add(config.exporters.get(id)!.factory);
+  }
   await Promise.all([...used].map((f) => f.load?.()));
 }
 
 function keyOf(type: string, config: unknown): string {
   return type + ':' + JSON.stringify(config);
+}
+
+/** The pipelines without their receivers: equal shapes can keep their chain. */
+function chainShape(config: ServiceConfig): string {
+  return JSON.stringify(pipelineIds(config).map((id) => [id, config.service.pipelines[id].processors, config.service.pipelines[id].exporters]));
+}
+
+/** Which pipelines a receiver feeds (a change restarts it: its consumers change). */
+function receiverPipelines(config: ServiceConfig, id: string): string[] {
+  return pipelineIds(config).filter((p) => config.service.pipelines[p].receivers.includes(id));
 }
 
 export interface ReloadResult {
@@ -87,7 +138,8 @@ export interface ReloadResult {
 export class Service {
   private receivers: Built[] = [];
   private chain: Chain | undefined;
-  private readonly head = new SwitchConsumer();
+  /** Pipeline id -> its head; kept across reloads. */
+  private readonly heads = new Map<string, SwitchConsumer>();
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   private shutdownPromise: Promise<void> | undefined;
   private config: ServiceConfig;
@@ -105,7 +157,16 @@ export class Service {
     return { id, logger: this.logger.child({ component: id }), telemetry: this.telemetry, clock: this.clock };
   }
 
-  /** Components by id, for tests and for reading bound ports. */
+  private head(pipeline: string): SwitchConsumer {
+    let h = this.heads.get(pipeline);
+    if (h === undefined) {
+      h = new SwitchConsumer();
+      this.heads.set(pipeline, h);
+    }
+    return h;
+  }
+
+  /** Components by id, for tests and for reading bound ports (the first instance of a processor id). */
   component(id: string): Component | undefined {
     const all = [...this.receivers, ...(this.chain?.processors ?? []), ...(this.chain?.exporters ?? [])];
     for (const b of all) if (b.id === id) return b.component;
@@ -116,30 +177,47 @@ export class Service {
     return this.state === 'running';
   }
 
-  /** Creates and starts exporters, then processors back to front. On failure, stops what started. */
+  /** Creates and starts exporters, then each pipeline's processors back to front. On failure, stops what started. */
   private async buildChain(config: ServiceConfig): Promise<Chain> {
-    const p = config.service.pipelines.traces;
-    const chain: Chain = { processors: [], exporters: [], entry: this.head };
+    const chain: Chain = { processors: [], exporters: [], entries: new Map() };
     try {
       await loadImplementations(config);
-      const exporterConsumers: TracesConsumer[] = [];
-      for (const id of p.exporters) {
-        const e = config.exporters.get(id)!;
-        const c = e.factory.create(this.settings(id), e.config as never);
-        chain.exporters.push({ id, key: keyOf(e.type, e.config), component: c });
-        exporterConsumers.push(c);
-        await c.start();
+      const exporters = new Map<string, Component & AnyConsumer>();
+      for (const pid of pipelineIds(config)) {
+        for (const id of config.service.pipelines[pid].exporters) {
+          if (exporters.has(id)) continue;
+          const e = config.exporters.get(id)!;
+          const c = e.factory.create(this.settings(id), e.config as never);
+          chain.exporters.push({ id, key: keyOf(e.type, e.config), component: c });
+          exporters.set(id, c);
+          await c.start();
+        }
       }
-      let next: TracesConsumer = exporterConsumers.length === 1 ? exporterConsumers[0] : new FanoutConsumer(exporterConsumers);
-      for (let i = p.processors.length - 1; i >= 0; i--) {
-        const id = p.processors[i];
-        const e = config.processors.get(id)!;
-        const c = e.factory.create(this.settings(id), e.config as never, next);
-        chain.processors.unshift({ id, key: keyOf(e.type, e.config), component: c });
-        await c.start();
-        next = c;
+      const shared = new Map<string, Component & TracesConsumer & Partial<LogsAttachable>>();
+      for (const pid of pipelineIds(config)) {
+        const signal = pipelineSignal(pid)!;
+        const p = config.service.pipelines[pid];
+        let next: object = fanout(signal, p.exporters.map((id) => exporters.get(id)!));
+        const built: Built[] = [];
+        for (let i = p.processors.length - 1; i >= 0; i--) {
+          const id = p.processors[i];
+          const e = config.processors.get(id)!;
+          const key = keyOf(e.type, e.config);
+          const s = shared.get(id);
+          if (s !== undefined && signal === 'logs' && typeof s.attachLogs === 'function') {
+            // One instance for the traces and the logs of the same id: logs follow their trace's decision.
+            next = s.attachLogs(next as LogsConsumer);
+            continue;
+          }
+          const c = this.createProcessor(e, id, signal, next);
+          if (e.factory.sharedAcrossSignals && signal === 'traces') shared.set(id, c as never);
+          built.unshift({ id, key, component: c });
+          await c.start();
+          next = c;
+        }
+        chain.processors.push(...built);
+        chain.entries.set(pid, next);
       }
-      chain.entry = next;
       return chain;
     } catch (err) {
       await this.stopChain(chain);
@@ -147,13 +225,41 @@ export class Service {
     }
   }
 
+  private createProcessor(e: ComponentEntry<ProcessorFactory>, id: string, signal: Signal, next: object): Component & AnyConsumer {
+    const f = e.factory;
+    const cfg = e.config as never;
+    if (signal === 'traces') return f.create(this.settings(id), cfg, next as TracesConsumer);
+    // The config loader refuses a processor in a pipeline of a signal its type does not support.
+    if (signal === 'logs' && f.createLogs) return f.createLogs(this.settings(id), cfg, next as LogsConsumer);
+    if (signal === 'metrics' && f.createMetrics) return f.createMetrics(this.settings(id), cfg, next as MetricsConsumer);
+    throw new Error(`processor ${id} does not support ${signal}`);
+  }
+
   private async startReceiver(config: ServiceConfig, id: string): Promise<Built> {
     const e = config.receivers.get(id)!;
     await e.factory.load?.();
-    const c = e.factory.create(this.settings(id), e.config as never, this.head);
-    const b = { id, key: keyOf(e.type, e.config), component: c };
+    const pipelines = receiverPipelines(config, id);
+    const consumers: SignalConsumers = {};
+    for (const signal of SIGNALS) {
+      const heads = pipelines.filter((p) => pipelineSignal(p) === signal).map((p) => this.head(p));
+      if (heads.length > 0) (consumers as Record<Signal, AnyConsumer>)[signal] = fanout(signal, heads);
+    }
+    const tracesNext = consumers.traces ?? this.head('traces');
+    const c = e.factory.create(this.settings(id), e.config as never, tracesNext, consumers);
+    const b = { id, key: keyOf(e.type, e.config) + JSON.stringify(pipelines), component: c };
     await c.start();
     return b;
+  }
+
+  private pointHeads(config: ServiceConfig, chain: Chain): void {
+    for (const [pid, h] of this.heads) h.target = chain.entries.get(pid);
+    for (const pid of Object.keys(config.service.pipelines)) this.head(pid).target = chain.entries.get(pid);
+  }
+
+  private allReceivers(config: ServiceConfig): string[] {
+    const out: string[] = [];
+    for (const pid of pipelineIds(config)) for (const id of config.service.pipelines[pid].receivers) if (!out.includes(id)) out.push(id);
+    return out;
   }
 
   async start(): Promise<void> {
@@ -161,8 +267,8 @@ export class Service {
     this.state = 'starting';
     try {
       this.chain = await this.buildChain(this.config);
-      this.head.target = this.chain.entry;
-      for (const id of this.config.service.pipelines.traces.receivers) this.receivers.push(await this.startReceiver(this.config, id));
+      this.pointHeads(this.config, this.chain);
+      for (const id of this.allReceivers(this.config)) this.receivers.push(await this.startReceiver(this.config, id));
       this.state = 'running';
     } catch (err) {
       this.logger.error({ err }, 'pipeline failed to start; shutting down what started');
@@ -172,21 +278,17 @@ export class Service {
   }
 
   /**
-   * Applies a new config without losing data. Receivers whose config did not
-   * change keep their listeners. If no processor or exporter changed, the
-   * chain stays; a changed component that can apply its new config live
-   * (`reconfigure`) does so; otherwise a new chain is built, the head switches
-   * to it, and the old chain drains into its own exporters.
+   * Applies a new config without losing data. Receivers whose config (and
+   * pipelines) did not change keep their listeners. If no processor or
+   * exporter changed, the chains stay; a changed component that can apply its
+   * new config live (`reconfigure`) does so; otherwise new chains are built,
+   * the heads switch to them, and the old chains drain into their own exporters.
    */
   async reload(next: ServiceConfig): Promise<ReloadResult> {
     if (this.state !== 'running') throw new Error(`cannot reload while ${this.state}`);
     const result: ReloadResult = { receiversReplaced: [], chainRebuilt: false, reconfigured: [] };
     const oldChain = this.chain!;
-    const p = next.service.pipelines.traces;
-    const sameShape =
-      JSON.stringify(p.processors) === JSON.stringify(oldChain.processors.map((b) => b.id)) &&
-      JSON.stringify(p.exporters) === JSON.stringify(oldChain.exporters.map((b) => b.id));
-    let rebuild = !sameShape;
+    let rebuild = chainShape(next) !== chainShape(this.config);
     if (!rebuild) {
       const pending: Array<{ b: Built; config: unknown; key: string }> = [];
       for (const b of [...oldChain.processors, ...oldChain.exporters]) {
@@ -204,7 +306,7 @@ export class Service {
         for (const { b, config, key } of pending) {
           if ((b.component as unknown as Reconfigurable).reconfigure(config)) {
             b.key = key;
-            result.reconfigured.push(b.id);
+            if (!result.reconfigured.includes(b.id)) result.reconfigured.push(b.id);
           } else {
             rebuild = true;
             break;
@@ -215,26 +317,29 @@ export class Service {
     if (rebuild) {
       const fresh = await this.buildChain(next);
       this.chain = fresh;
-      this.head.target = fresh.entry;
+      this.pointHeads(next, fresh);
       result.chainRebuilt = true;
       // The old chain drains into its own exporters; nothing it holds is dropped.
       void this.stopChain(oldChain, next.service.shutdownTimeoutMs);
     }
     // Receivers: keep unchanged ones; replace changed ones (close first: the address may be the same).
     const kept: Built[] = [];
-    const wanted = new Set(p.receivers);
+    const wanted = this.allReceivers(next);
+    const wantedKey = (id: string) => {
+      const e = next.receivers.get(id)!;
+      return keyOf(e.type, e.config) + JSON.stringify(receiverPipelines(next, id));
+    };
     for (const b of this.receivers) {
-      const e = next.receivers.get(b.id);
-      if (wanted.has(b.id) && e && keyOf(e.type, e.config) === b.key) kept.push(b);
+      if (wanted.includes(b.id) && wantedKey(b.id) === b.key) kept.push(b);
       else {
         await b.component.shutdown();
-        if (wanted.has(b.id)) {
+        if (wanted.includes(b.id)) {
           kept.push(await this.startReceiver(next, b.id));
           result.receiversReplaced.push(b.id);
         }
       }
     }
-    for (const id of p.receivers) {
+    for (const id of wanted) {
       if (!kept.some((b) => b.id === id)) {
         kept.push(await this.startReceiver(next, id));
         result.receiversReplaced.push(id);
@@ -268,7 +373,7 @@ export class Service {
     await Promise.all(chain.exporters.map((b) => this.stopOne(b, deadline)));
   }
 
-  /** Drains the pipeline front to back. Safe to call twice; resolves when done. */
+  /** Drains the pipelines front to back. Safe to call twice; resolves when done. */
   shutdown(): Promise<void> {
     if (!this.shutdownPromise) this.shutdownPromise = this.doShutdown();
     return this.shutdownPromise;
@@ -277,10 +382,10 @@ export class Service {
   private async doShutdown(): Promise<void> {
     this.state = 'stopping';
     const deadline = this.clock.now() + this.config.service.shutdownTimeoutMs;
-    // Receivers stop accepting (in-flight requests finish), then the chain drains.
+    // Receivers stop accepting (in-flight requests finish), then the chains drain.
     await Promise.all(this.receivers.map((b) => this.stopOne(b, deadline)));
     if (this.chain) await this.stopChain(this.chain);
-    this.head.target = undefined;
+    for (const h of this.heads.values()) h.target = undefined;
     this.state = 'stopped';
   }
 }

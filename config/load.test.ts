@@ -226,9 +226,10 @@ describe('broken config files', () => {
       error: 'config.yaml:11:27: service.pipelines.traces.processors[1]: processor "batch" is listed more than once (first at processors[0])',
     },
     {
-      name: 'a second pipeline kind',
-      text: lines('receivers:', '  otlp:', 'exporters:', '  debug:', ...SERVICE, '    metrics:', '      receivers: [otlp]', '      exporters: [debug]'),
-      error: 'config.yaml:10:5: service.pipelines.metrics: unknown field "metrics"; expected one of: traces',
+      name: 'a pipeline of an unknown signal',
+      text: lines('receivers:', '  otlp:', 'exporters:', '  debug:', ...SERVICE, '    metric:', '      receivers: [otlp]', '      exporters: [debug]'),
+      error:
+        'config.yaml:10:5: service.pipelines.metric: unknown pipeline "metric": a pipeline id is traces, logs or metrics, optionally followed by "/name"; did you mean "metrics"?',
     },
     {
       name: 'service telemetry: bad level and bad address',
@@ -452,7 +453,7 @@ describe('good config files', () => {
     expect(secondary.config).toMatchObject({ endpoint: 'b:4317', compression: 'none' });
     expect(cfg.exporters.get('otlp/primary')!.config).toMatchObject({ endpoint: 'a:4317', compression: 'gzip' });
     expect(cfg.receivers.get('otlp')).toMatchObject({ id: 'otlp', type: 'otlp', name: '' });
-    expect(cfg.warnings).toEqual(['config.yaml:9:3: exporters.debug/spare: defined but not used in service.pipelines.traces']);
+    expect(cfg.warnings).toEqual(['config.yaml:9:3: exporters.debug/spare: defined but not used in any of service.pipelines']);
   });
 
   it('resolves YAML anchors and aliases', () => {

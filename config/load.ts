@@ -28,6 +28,7 @@ import {
   type ServiceConfig,
 } from './schema.js';
 import { suggestion } from './suggest.js';
+import { PIPELINE_ID_PATTERN, SIGNALS, pipelineSignal } from '../collector/signals.js';
 
 // ---------------------------------------------------------------------------
 // Public types
@@ -83,7 +84,8 @@ export interface LoadedConfig {
   processors: Map<string, ComponentEntry<ProcessorFactory>>;
   exporters: Map<string, ComponentEntry<ExporterFactory>>;
   service: {
-    pipelines: { traces: PipelineConfig };
+    /** Pipeline id (`traces`, `logs`, `metrics/app`, ...) -> its component ids. */
+    pipelines: Record<string, PipelineConfig>;
     telemetry: {
       logs: { level: ServiceConfig['telemetry']['logs']['level'] };
       metrics: { address: string };
@@ -355,9 +357,12 @@ function emptyValuesToDefaults(schema: JsonSchema | undefined, data: unknown): v
   if (!schema || typeof schema !== 'object') return;
   if (isPlainObject(data)) {
     const props = schema.properties as Record<string, JsonSchema> | undefined;
-    if (!props) return;
+    const patterns = schema.patternProperties as Record<string, JsonSchema> | undefined;
+    if (!props && !patterns) return;
     for (const key of Object.keys(data)) {
-      const ps = Object.prototype.hasOwnProperty.call(props, key) ? props[key] : undefined;
+      let ps = props && Object.prototype.hasOwnProperty.call(props, key) ? props[key] : undefined;
+      // Maps keyed by pattern (service.pipelines): each entry has the pattern's schema.
+      if (!ps && patterns) for (const [re, sch] of Object.entries(patterns)) if (new RegExp(re).test(key)) ps = sch;
       if (!ps) continue;
       if (data[key] === null) {
         if (allowsNull(ps)) continue;
@@ -678,46 +683,63 @@ class Loader {
       }
     }
 
-    const pipe = (s as { pipelines?: { traces?: Partial<PipelineConfig> } }).pipelines?.traces ?? {};
+    const pipelines = (s as { pipelines?: Record<string, Partial<PipelineConfig>> }).pipelines;
     const lists = [
       ['receivers', 'receiver', comps.receivers],
       ['processors', 'processor', comps.processors],
       ['exporters', 'exporter', comps.exporters],
     ] as const;
     const used = new Set<string>();
-    for (const [key, kind, defined] of lists) {
-      const ids = pipe[key];
-      if (!Array.isArray(ids)) continue;
-      const first = new Map<string, number>();
-      ids.forEach((id, i) => {
-        if (typeof id !== 'string' || id === '') return;
-        const path: Seg[] = ['service', 'pipelines', 'traces', key, i];
-        const earlier = first.get(id);
-        if (earlier !== undefined) {
-          this.report(path, `${kind} "${id}" is listed more than once (first at ${key}[${earlier}])`, 'value');
-          return;
-        }
-        first.set(id, i);
-        used.add(`${key}\u0000${id}`);
-        if (!defined.has(id) && !this.definedButInvalid(key, id, root)) {
-          const sec = root[key];
-          const candidates = isPlainObject(sec) ? Object.keys(sec) : [];
-          this.report(path, `${kind} "${id}" is not defined in ${key}${suggestion(id, candidates, `one of the defined ${key}`)}`, 'value');
-        }
-      });
+    for (const [pid, pipe] of Object.entries(isPlainObject(pipelines) ? pipelines : {})) {
+      const signal = pipelineSignal(pid);
+      if (!isPlainObject(pipe)) continue;
+      for (const [key, kind, defined] of lists) {
+        const ids = pipe[key];
+        if (!Array.isArray(ids)) continue;
+        const first = new Map<string, number>();
+        ids.forEach((id, i) => {
+          if (typeof id !== 'string' || id === '') return;
+          const path: Seg[] = ['service', 'pipelines', pid, key, i];
+          const earlier = first.get(id);
+          if (earlier !== undefined) {
+            this.report(path, `${kind} "${id}" is listed more than once (first at ${key}[${earlier}])`, 'value');
+            return;
+          }
+          first.set(id, i);
+          used.add(`${key}\u0000${id}`);
+          const entry = defined.get(id);
+          if (entry === undefined) {
+            if (!this.definedButInvalid(key, id, root)) {
+              const sec = root[key];
+              const candidates = isPlainObject(sec) ? Object.keys(sec) : [];
+              this.report(path, `${kind} "${id}" is not defined in ${key}${suggestion(id, candidates, `one of the defined ${key}`)}`, 'value');
+            }
+            return;
+          }
+          const supported = entry.factory.signals ?? ['traces'];
+          if (signal !== undefined && !supported.includes(signal)) {
+            this.report(
+              path,
+              `${kind} "${id}" (type ${entry.type}) does not support ${signal}; it can be used in ${supported.map((x) => `${x}`).join(', ')} pipelines`,
+              'value',
+            );
+          }
+        });
+      }
     }
     for (const [key, , defined] of lists) {
       for (const id of defined.keys()) {
         if (used.has(`${key}\u0000${id}`)) continue;
         const p = this.locate([key, id], 'key');
-        warnings.push(`${this.file}:${p.line}:${p.column}: ${key}.${id}: defined but not used in service.pipelines.traces`);
+        warnings.push(`${this.file}:${p.line}:${p.column}: ${key}.${id}: defined but not used in any of service.pipelines`);
       }
     }
 
     if (!valid) return undefined;
-    const traces = s.pipelines.traces;
+    const out: Record<string, PipelineConfig> = {};
+    for (const [pid, p] of Object.entries(s.pipelines)) out[pid] = { receivers: [...p.receivers], processors: [...p.processors], exporters: [...p.exporters] };
     return {
-      pipelines: { traces: { receivers: [...traces.receivers], processors: [...traces.processors], exporters: [...traces.exporters] } },
+      pipelines: out,
       telemetry: {
         logs: { level: s.telemetry.logs.level },
         metrics: { address: s.telemetry.metrics.address },
@@ -841,6 +863,13 @@ class Loader {
       case 'additionalProperties': {
         const key = String(params.additionalProperty);
         const parent = e.parentSchema as JsonSchema | undefined;
+        if (parent && isPlainObject(parent.patternProperties) && String(Object.keys(parent.patternProperties)[0]) === PIPELINE_ID_PATTERN) {
+          return {
+            path: [...path, key],
+            message: `unknown pipeline "${key}": a pipeline id is traces, logs or metrics, optionally followed by "/name"${suggestion(key.split('/')[0], [...SIGNALS])}`,
+            at: 'key',
+          };
+        }
         const allowed = parent && isPlainObject(parent.properties) ? Object.keys(parent.properties) : [];
         return { path: [...path, key], message: `unknown field "${key}"${suggestion(key, allowed)}`, at: 'key' };
       }
@@ -895,8 +924,8 @@ class Loader {
 
   private minItemsMessage(path: Seg[], limit: number): string {
     const p = displayPath([...this.prefix, ...path]);
-    if (p === 'service.pipelines.traces.receivers') return 'a pipeline needs at least one receiver';
-    if (p === 'service.pipelines.traces.exporters') return 'a pipeline needs at least one exporter';
+    if (/^service\.pipelines\.[^.]+\.receivers$/.test(p)) return 'a pipeline needs at least one receiver';
+    if (/^service\.pipelines\.[^.]+\.exporters$/.test(p)) return 'a pipeline needs at least one exporter';
     return limit === 1 ? 'must not be empty' : `must have at least ${limit} items`;
   }
 }

@@ -47,8 +47,9 @@ describe('buildConfigSchema', () => {
     expect(grpc.type).toEqual(['object', 'null']);
     // The otlp exporter requires an endpoint, so an empty value is not a valid config for it.
     expect(schema.properties.exporters.patternProperties['^otlp(/.+)?$'].type).toBe('object');
-    expect(schema.properties.service.properties.pipelines.properties.traces.properties.receivers.type).toBe('array');
-    expect(schema.properties.service.properties.pipelines.properties.traces.properties.processors.type).toEqual(['array', 'null']);
+    const pipeline = schema.properties.service.properties.pipelines.patternProperties['^(traces|logs|metrics)(/[^/\\s]+)?$'];
+    expect(pipeline.properties.receivers.type).toBe('array');
+    expect(pipeline.properties.processors.type).toEqual(['array', 'null']);
   });
 
   const service = 'service:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [otlp/backend]\n';

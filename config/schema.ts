@@ -4,6 +4,7 @@
  * `buildConfigSchema` assembles them into the JSON Schema published as
  * config/schema.json for editors.
  */
+import { PIPELINE_ID_PATTERN } from '../collector/signals.js';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import type { ReceiverFactory, ProcessorFactory, ExporterFactory } from '../collector/component.js';
 import { Duration } from './duration.js';
@@ -43,17 +44,19 @@ export const PipelineSchema = Type.Object(
   {
     receivers: IdList('Receiver ids (from `receivers`) that feed this pipeline.', { minItems: 1 }),
     processors: IdList('Processor ids (from `processors`), applied in this order. May be empty.', { default: [] }),
-    exporters: IdList('Exporter ids (from `exporters`); every span is sent to each of them.', { minItems: 1 }),
+    exporters: IdList('Exporter ids (from `exporters`); every item (span, log record, metric) is sent to each of them.', { minItems: 1 }),
   },
   { additionalProperties: false, description: 'A pipeline: receivers -> processors in order -> fan-out to exporters.' },
 );
 
 export const ServiceSchema = Type.Object(
   {
-    pipelines: Type.Object(
-      { traces: PipelineSchema },
-      { additionalProperties: false, description: 'The pipelines to run. This collector has one, `traces`.' },
-    ),
+    pipelines: Type.Record(Type.String({ pattern: PIPELINE_ID_PATTERN }), PipelineSchema, {
+      additionalProperties: false,
+      minProperties: 1,
+      description:
+        'The pipelines to run, by id: `traces`, `logs` or `metrics`, optionally followed by "/" and a name (`logs/app`). Each carries its signal from its receivers through its processors to its exporters; a component may only be listed in pipelines of the signals its type supports.',
+    }),
     telemetry: Type.Object(
       {
         logs: Type.Object(

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { Generator, type GeneratorResult } from './generator/index.js';
 import { emptyStats } from './generator/loop.js';
 import { scaleDuration, scaleRates } from './generator/traffic.js';
+import { runMeshScenario } from './mesh.js';
 import { CollectorProcess, CollectorStartError, freePort } from './collector.js';
 import { Metrics } from './prom.js';
 import { SinkRecorder } from './recorder.js';
@@ -566,6 +567,14 @@ export async function runScenario(c: CliOptions): Promise<ScenarioOutcome> {
     ? { ...loaded, search: { ...loaded.search, start_rate: c.rate ?? loaded.search.start_rate } }
     : withOverrides(loaded, { rate: c.rate, durationMs: c.durationMs });
   const outDir = c.outDir ?? path.join(REPO_ROOT, 'loadtest', 'results');
+  if (scenario.mesh !== undefined) {
+    // One sidecar per service, one sink, one Redis (loadtest/mesh.ts); its own report.
+    const bin = c.collectorMain ?? SIDE_CAR_MAIN;
+    if (!fs.existsSync(bin)) throw new Error(`${bin} is missing: run npm run build first`);
+    const command = `npm run loadtest -- ${process.argv.slice(2).join(' ') || c.scenario}`;
+    const m = await runMeshScenario(scenario, { bin, outDir, log, command });
+    return { report: { scenario: scenario.name, description: scenario.description, command, startedAt: m.report.startedAt, machine: m.report.machine, runs: [] }, files: { json: m.json, html: m.json.replace(/\.json$/, '.md') }, exitCode: m.exitCode };
+  }
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const workDir = path.join(outDir, `${scenario.name}-${stamp}.d`);
   const base: Omit<RunOnceOptions, 'scenario' | 'target'> = {

@@ -82,6 +82,22 @@ export interface Scenario {
   expect: Expectations;
   search: SearchSpec | undefined;
   sink: SinkSpec;
+  /** Multi-sidecar run (loadtest/mesh.ts): one sidecar per service of the shape. */
+  mesh?: MeshSpec;
+}
+
+export interface MeshSpec {
+  /** shared_decisions for tail_sampling, without the redis endpoint (the harness starts the server). */
+  shared: Obj;
+  /** Also run the same traffic without shared_decisions (default true). */
+  baseline: boolean;
+}
+
+function parseMesh(v: unknown, where: string): MeshSpec | undefined {
+  if (v === undefined) return undefined;
+  const o = (v ?? {}) as Obj;
+  known(o, ['shared', 'baseline'], `${where}: mesh`);
+  return { shared: (o.shared ?? {}) as Obj, baseline: o.baseline !== false };
 }
 
 /** Repository root (this file is loadtest/scenario.ts or dist/loadtest/scenario.js). */
@@ -135,7 +151,7 @@ const MODES: FaultMode[] = ['ok', 'slow', 'down', '429', '503', 'partial', 'perm
 
 export function parseScenario(text: string, file = '<inline>'): Scenario {
   const doc = (YAML.parse(text) ?? {}) as Obj;
-  known(doc, ['name', 'description', 'duration', 'warmup', 'traffic', 'collector', 'faults', 'expect', 'search', 'sink'], file);
+  known(doc, ['name', 'description', 'duration', 'warmup', 'traffic', 'collector', 'faults', 'expect', 'search', 'sink', 'mesh'], file);
   const name = String(doc.name ?? path.basename(file).replace(/\.ya?ml$/, ''));
   // `warmup` runs the same traffic before the measured `duration`: CPU, RSS and
   // event-loop figures come from the measured part only (the JIT's start-up
@@ -248,7 +264,9 @@ export function parseScenario(text: string, file = '<inline>'): Scenario {
   if (record === 'counts' && (expect.complete || Object.keys(expect.min_kept).length > 0)) {
     throw new Error(`${file}: expect.complete and expect.min_kept need the sink to record traces; remove sink.record: counts`);
   }
-  return { name, description: String(doc.description ?? ''), file, warmup_ms: warmup, traffic, collector, faults, expect, search, sink: { record } };
+  const mesh = parseMesh(doc.mesh, file);
+  if (mesh !== undefined && collector.processors.tail_sampling === undefined) throw new Error(`${file}: a mesh scenario needs a tail_sampling processor`);
+  return { name, description: String(doc.description ?? ''), file, warmup_ms: warmup, traffic, collector, faults, expect, search, sink: { record }, mesh };
 }
 
 /** Replay rewrites ids at byte offsets of the protobuf encoding: it cannot work with OTLP/JSON. */

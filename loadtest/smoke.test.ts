@@ -21,7 +21,8 @@ const haveCollector = fs.existsSync(SIDE_CAR_MAIN);
 if (!haveCollector) console.warn(`loadtest smoke runs skipped: ${SIDE_CAR_MAIN} is missing (run npm run build)`);
 
 describe.skipIf(!haveCollector)('scenario smoke runs through the collector', () => {
-  for (const name of listScenarios()) {
+  // Multi-sidecar scenarios have their own report (below: one of them).
+  for (const name of listScenarios().filter((n) => loadScenario(n).mesh === undefined)) {
     test(name, { timeout: 90_000 }, async (ctx) => {
       const s = loadScenario(name);
       for (const [id, cfg] of Object.entries(s.collector.processors)) {
@@ -58,4 +59,25 @@ describe.skipIf(!haveCollector)('scenario smoke runs through the collector', () 
       expect(run.crosscheck.filter((c) => !c.ok)).toEqual([]);
     });
   }
+
+  test('mesh-3 (three sidecars, one Redis): kept traces whole with shared decisions, loss 0 in both runs', { timeout: 90_000 }, async (ctx) => {
+    const { HAVE_REDIS } = await import('./redis.js');
+    if (!HAVE_REDIS) {
+      ctx.skip();
+      return;
+    }
+    const s = loadScenario('mesh-3');
+    s.collector.processors.tail_sampling!.decision_wait = '1s';
+    s.mesh = { ...s.mesh!, shared: { ...s.mesh!.shared, wait: '1s' } };
+    s.collector.drain_timeout_ms = 20_000;
+    const out = await runScenario({ scenario: 'mesh-3', prepared: s, durationMs: 2000, rate: 600, outDir: tmp, quiet: true, log: () => {} });
+    const report = JSON.parse(fs.readFileSync(out.files.json, 'utf8')) as { runs: Array<{ label: string; loss: number; keptTraces: number; keptComplete: number; store?: { keysInRedis: number } }> };
+    const [shared, alone] = report.runs;
+    expect([shared.label, alone.label]).toEqual(['shared_decisions', 'alone']);
+    expect([shared.loss, alone.loss]).toEqual([0, 0]);
+    expect(shared.keptTraces).toBeGreaterThan(0);
+    expect(shared.keptComplete).toBe(shared.keptTraces);
+    expect(shared.store!.keysInRedis).toBe(shared.keptTraces);
+    expect(out.exitCode).toBe(0);
+  });
 });

@@ -2,13 +2,26 @@
  * Re-frames spans into an ExportTraceServiceRequest: spans are grouped under
  * their original resource and scope headers, and every byte of each span is
  * copied as it is. One exact-size allocation per request.
+ *
+ * The three OTLP export requests have the same frame (resource list = field 1;
+ * resource and scope header fields, nested list = field 2 at both levels), so
+ * the same code re-frames log records (ExportLogsServiceRequest) and metrics
+ * (ExportMetricsServiceRequest): anything `Framed` can be encoded.
  */
 import { varintSize, WireReader } from './wire.js';
 import { ResourceRef, ScopeRef, Span } from './spans.js';
 
+/** An item kept as encoded bytes under a scope: a Span, a LogRecord or a Metric. */
+export interface Framed {
+  scope: ScopeRef;
+  buf: Uint8Array;
+  off: number;
+  len: number;
+}
+
 interface ScopeGroup {
   scope: ScopeRef;
-  spans: Span[];
+  spans: Framed[];
   size: number; // payload size of the ScopeSpans message
 }
 interface ResourceGroup {
@@ -22,7 +35,7 @@ function fieldSize(payload: number): number {
   return 1 + varintSize(payload) + payload;
 }
 
-export function groupSpans(spans: readonly Span[]): ResourceGroup[] {
+export function groupSpans(spans: readonly Framed[]): ResourceGroup[] {
   const byResource = new Map<ResourceRef, ResourceGroup>();
   const byScope = new Map<ScopeRef, ScopeGroup>();
   const groups: ResourceGroup[] = [];
@@ -47,8 +60,8 @@ export function groupSpans(spans: readonly Span[]): ResourceGroup[] {
   return groups;
 }
 
-/** Encodes spans as an ExportTraceServiceRequest. */
-export function encodeExportRequest(spans: readonly Span[]): Uint8Array {
+/** Encodes spans as an ExportTraceServiceRequest (log records and metrics as their export requests). */
+export function encodeExportRequest(spans: readonly Framed[]): Uint8Array {
   const groups = groupSpans(spans);
   let total = 0;
   for (const rg of groups) {
@@ -85,7 +98,7 @@ export function encodeExportRequest(spans: readonly Span[]): Uint8Array {
 }
 
 /** Encoded size of the request encodeExportRequest would produce (for byte-based batching). */
-export function spanWireSize(span: Span): number {
+export function spanWireSize(span: Framed): number {
   return 1 + varintSize(span.len) + span.len;
 }
 

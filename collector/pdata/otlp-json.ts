@@ -3,9 +3,10 @@
  *
  * JSON is not the hot path (SDKs default to protobuf; the file exporter writes
  * only what sampling kept), so a reflected schema is fine here. The schema below
- * describes the OTLP trace messages (opentelemetry-proto trace/v1, common/v1,
- * resource/v1, collector/trace/v1) by field number; fields it does not list are
- * dropped on a JSON round trip, as the OTLP/JSON rules allow receivers to do.
+ * describes the OTLP messages of all three signals (opentelemetry-proto trace/v1,
+ * logs/v1, metrics/v1, common/v1, resource/v1 and their collector services) by
+ * field number; fields it does not list are dropped on a JSON round trip, as the
+ * OTLP/JSON rules allow receivers to do.
  *
  * OTLP/JSON specifics handled here: trace and span ids are hex (other bytes
  * are base64), enums are integers, 64-bit integers may be strings or numbers,
@@ -103,10 +104,140 @@ const descriptor = {
         },
         Status: { fields: { message: F(2, 'string'), code: F(3, 'int32') } },
         RpcStatus: { fields: { code: F(1, 'int32'), message: F(2, 'string') } },
+        ...logsDescriptor(),
+        ...metricsDescriptor(),
       },
     },
   },
 };
+
+/** opentelemetry-proto logs/v1 and collector/logs/v1, by field number. */
+function logsDescriptor(): Record<string, unknown> {
+  return {
+    ExportLogsServiceRequest: { fields: { resourceLogs: F(1, 'ResourceLogs', 'repeated') } },
+    ExportLogsServiceResponse: { fields: { partialSuccess: F(1, 'ExportLogsPartialSuccess') } },
+    ExportLogsPartialSuccess: { fields: { rejectedLogRecords: F(1, 'int64'), errorMessage: F(2, 'string') } },
+    ResourceLogs: { fields: { resource: F(1, 'Resource'), scopeLogs: F(2, 'ScopeLogs', 'repeated'), schemaUrl: F(3, 'string') } },
+    ScopeLogs: { fields: { scope: F(1, 'InstrumentationScope'), logRecords: F(2, 'LogRecord', 'repeated'), schemaUrl: F(3, 'string') } },
+    LogRecord: {
+      fields: {
+        timeUnixNano: F(1, 'fixed64'),
+        observedTimeUnixNano: F(11, 'fixed64'),
+        severityNumber: F(2, 'int32'),
+        severityText: F(3, 'string'),
+        body: F(5, 'AnyValue'),
+        attributes: F(6, 'KeyValue', 'repeated'),
+        droppedAttributesCount: F(7, 'uint32'),
+        flags: F(8, 'fixed32'),
+        traceId: F(9, 'bytes'),
+        spanId: F(10, 'bytes'),
+        eventName: F(12, 'string'),
+      },
+    },
+  };
+}
+
+/** opentelemetry-proto metrics/v1 and collector/metrics/v1, by field number. */
+function metricsDescriptor(): Record<string, unknown> {
+  const opt = (id: number, type: string) => ({ id, type, options: { proto3_optional: true } });
+  return {
+    ExportMetricsServiceRequest: { fields: { resourceMetrics: F(1, 'ResourceMetrics', 'repeated') } },
+    ExportMetricsServiceResponse: { fields: { partialSuccess: F(1, 'ExportMetricsPartialSuccess') } },
+    ExportMetricsPartialSuccess: { fields: { rejectedDataPoints: F(1, 'int64'), errorMessage: F(2, 'string') } },
+    ResourceMetrics: { fields: { resource: F(1, 'Resource'), scopeMetrics: F(2, 'ScopeMetrics', 'repeated'), schemaUrl: F(3, 'string') } },
+    ScopeMetrics: { fields: { scope: F(1, 'InstrumentationScope'), metrics: F(2, 'Metric', 'repeated'), schemaUrl: F(3, 'string') } },
+    Metric: {
+      oneofs: { data: { oneof: ['gauge', 'sum', 'histogram', 'exponentialHistogram', 'summary'] } },
+      fields: {
+        name: F(1, 'string'),
+        description: F(2, 'string'),
+        unit: F(3, 'string'),
+        gauge: F(5, 'Gauge'),
+        sum: F(7, 'Sum'),
+        histogram: F(9, 'Histogram'),
+        exponentialHistogram: F(10, 'ExponentialHistogram'),
+        summary: F(11, 'Summary'),
+        metadata: F(12, 'KeyValue', 'repeated'),
+      },
+    },
+    Gauge: { fields: { dataPoints: F(1, 'NumberDataPoint', 'repeated') } },
+    Sum: { fields: { dataPoints: F(1, 'NumberDataPoint', 'repeated'), aggregationTemporality: F(2, 'int32'), isMonotonic: F(3, 'bool') } },
+    Histogram: { fields: { dataPoints: F(1, 'HistogramDataPoint', 'repeated'), aggregationTemporality: F(2, 'int32') } },
+    ExponentialHistogram: { fields: { dataPoints: F(1, 'ExponentialHistogramDataPoint', 'repeated'), aggregationTemporality: F(2, 'int32') } },
+    Summary: { fields: { dataPoints: F(1, 'SummaryDataPoint', 'repeated') } },
+    NumberDataPoint: {
+      oneofs: { value: { oneof: ['asDouble', 'asInt'] } },
+      fields: {
+        attributes: F(7, 'KeyValue', 'repeated'),
+        startTimeUnixNano: F(2, 'fixed64'),
+        timeUnixNano: F(3, 'fixed64'),
+        asDouble: F(4, 'double'),
+        asInt: F(6, 'sfixed64'),
+        exemplars: F(5, 'Exemplar', 'repeated'),
+        flags: F(8, 'uint32'),
+      },
+    },
+    HistogramDataPoint: {
+      oneofs: { _sum: { oneof: ['sum'] }, _min: { oneof: ['min'] }, _max: { oneof: ['max'] } },
+      fields: {
+        attributes: F(9, 'KeyValue', 'repeated'),
+        startTimeUnixNano: F(2, 'fixed64'),
+        timeUnixNano: F(3, 'fixed64'),
+        count: F(4, 'fixed64'),
+        sum: opt(5, 'double'),
+        bucketCounts: F(6, 'fixed64', 'repeated'),
+        explicitBounds: F(7, 'double', 'repeated'),
+        exemplars: F(8, 'Exemplar', 'repeated'),
+        flags: F(10, 'uint32'),
+        min: opt(11, 'double'),
+        max: opt(12, 'double'),
+      },
+    },
+    ExponentialHistogramDataPoint: {
+      oneofs: { _sum: { oneof: ['sum'] }, _min: { oneof: ['min'] }, _max: { oneof: ['max'] } },
+      fields: {
+        attributes: F(1, 'KeyValue', 'repeated'),
+        startTimeUnixNano: F(2, 'fixed64'),
+        timeUnixNano: F(3, 'fixed64'),
+        count: F(4, 'fixed64'),
+        sum: opt(5, 'double'),
+        scale: F(6, 'sint32'),
+        zeroCount: F(7, 'fixed64'),
+        positive: F(8, 'Buckets'),
+        negative: F(9, 'Buckets'),
+        flags: F(10, 'uint32'),
+        exemplars: F(11, 'Exemplar', 'repeated'),
+        min: opt(12, 'double'),
+        max: opt(13, 'double'),
+        zeroThreshold: F(14, 'double'),
+      },
+    },
+    Buckets: { fields: { offset: F(1, 'sint32'), bucketCounts: F(2, 'uint64', 'repeated') } },
+    SummaryDataPoint: {
+      fields: {
+        attributes: F(7, 'KeyValue', 'repeated'),
+        startTimeUnixNano: F(2, 'fixed64'),
+        timeUnixNano: F(3, 'fixed64'),
+        count: F(4, 'fixed64'),
+        sum: F(5, 'double'),
+        quantileValues: F(6, 'ValueAtQuantile', 'repeated'),
+        flags: F(8, 'uint32'),
+      },
+    },
+    ValueAtQuantile: { fields: { quantile: F(1, 'double'), value: F(2, 'double') } },
+    Exemplar: {
+      oneofs: { value: { oneof: ['asDouble', 'asInt'] } },
+      fields: {
+        filteredAttributes: F(7, 'KeyValue', 'repeated'),
+        timeUnixNano: F(2, 'fixed64'),
+        asDouble: F(3, 'double'),
+        asInt: F(6, 'sfixed64'),
+        spanId: F(4, 'bytes'),
+        traceId: F(5, 'bytes'),
+      },
+    },
+  };
+}
 
 let root: protobuf.Root | undefined;
 
@@ -212,20 +343,20 @@ function kindProblem(kind: JsonKind, v: unknown): string {
  * type on the way: protobufjs would coerce a wrong one silently (a number
  * into a string field, "abc" into int64 0). Throws WireError naming the path.
  */
-function prepareJson(v: unknown, key: string, path: string, depth: number): unknown {
+function prepareJson(v: unknown, key: string, path: string, depth: number, kinds: Record<string, JsonKind> = KINDS): unknown {
   if (depth > MAX_JSON_DEPTH) throw new WireError(`${path}: nested deeper than ${MAX_JSON_DEPTH} levels`);
-  const kind = KINDS[key];
+  const kind = kinds[key];
   if (kind !== undefined && v !== null) {
     const problem = kindProblem(kind, v);
     if (problem !== '') throw new WireError(`${path}: ${problem}`);
   }
-  if (Array.isArray(v)) return v.map((x, i) => prepareJson(x, '', `${path}[${i}]`, depth + 1));
+  if (Array.isArray(v)) return v.map((x, i) => prepareJson(x, '', `${path}[${i}]`, depth + 1, kinds));
   if (v !== null && typeof v === 'object') {
     const out: Record<string, unknown> = {};
     for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
       const ck = camel(k);
       const at = path === '' ? ck : `${path}.${ck}`;
-      out[ck] = ID_FIELDS.has(k) ? hexId(x, at) : prepareJson(x, ck, at, depth + 1);
+      out[ck] = ID_FIELDS.has(k) ? hexId(x, at) : prepareJson(x, ck, at, depth + 1, kinds);
     }
     return out;
   }
@@ -252,39 +383,83 @@ function field(o: Record<string, unknown>, camelName: string, snake: string): un
   return o[camelName] !== undefined ? o[camelName] : o[snake];
 }
 
-/** An OTLP/JSON request converted to protobuf, with the spans the conversion itself rejected. */
+/** An OTLP/JSON request converted to protobuf, with the items (spans, log records, metrics) the conversion itself rejected. */
 export interface JsonConversion {
   bytes: Uint8Array;
-  /** Indices (in request order, ascending) of the spans left out. */
+  /** Indices (in request order, ascending) of the items left out. */
   skipped: number[];
   /** The first of them, as "span N: path: problem". */
   firstProblem: string;
 }
 
+/** The export request message of each signal. */
+export type RequestTypeName = 'ExportTraceServiceRequest' | 'ExportLogsServiceRequest' | 'ExportMetricsServiceRequest';
+
+/** Field kinds of log records on top of the shared ones (`flags` is fixed32 there too). */
+const LOG_KINDS: Record<string, JsonKind> = {
+  ...KINDS,
+  observedTimeUnixNano: 'int64',
+  severityNumber: 'int32',
+  severityText: 'string',
+  eventName: 'string',
+  body: 'object',
+};
+
 /**
- * OTLP/JSON text -> ExportTraceServiceRequest protobuf bytes, span by span:
- * a span (or a resource / scope header, then all its spans) whose values do
- * not fit the schema is left out and reported, the rest converted. Throws
- * WireError when the text is not JSON or the request's structure (the
- * resourceSpans / scopeSpans / spans lists) is broken.
+ * Metrics reuse names with other meanings (`value` is a double in a quantile,
+ * `sum` an object in a Metric and a double in a data point, `flags` a uint32):
+ * those are left to protobufjs; the rest is checked as for traces.
  */
-export function convertJsonRequest(text: string | Uint8Array): JsonConversion {
+const METRIC_KINDS: Record<string, JsonKind> = (() => {
+  const k: Record<string, JsonKind> = { ...KINDS, description: 'string', unit: 'string', count: 'int64', zeroCount: 'int64', asDouble: 'double', asInt: 'int64' };
+  for (const name of ['value', 'flags', 'sum', 'status', 'code', 'kind']) delete k[name];
+  return k;
+})();
+
+interface JsonShape {
+  resources: [string, string];
+  scopes: [string, string];
+  items: [string, string];
+  itemType: string;
+  /** What an item is called in messages. */
+  item: string;
+  kinds: Record<string, JsonKind>;
+}
+
+const SHAPES: Record<RequestTypeName, JsonShape> = {
+  ExportTraceServiceRequest: { resources: ['resourceSpans', 'resource_spans'], scopes: ['scopeSpans', 'scope_spans'], items: ['spans', 'spans'], itemType: 'Span', item: 'span', kinds: KINDS },
+  ExportLogsServiceRequest: { resources: ['resourceLogs', 'resource_logs'], scopes: ['scopeLogs', 'scope_logs'], items: ['logRecords', 'log_records'], itemType: 'LogRecord', item: 'log record', kinds: LOG_KINDS },
+  ExportMetricsServiceRequest: { resources: ['resourceMetrics', 'resource_metrics'], scopes: ['scopeMetrics', 'scope_metrics'], items: ['metrics', 'metrics'], itemType: 'Metric', item: 'metric', kinds: METRIC_KINDS },
+};
+
+/**
+ * OTLP/JSON text -> export request protobuf bytes (traces by default, or the
+ * request `type`), item by item: an item (or a resource / scope header, then
+ * all its items) whose values do not fit the schema is left out and reported,
+ * the rest converted. Throws WireError when the text is not JSON or the
+ * request's structure (the resource / scope / item lists) is broken.
+ */
+export function convertJsonRequest(text: string | Uint8Array, type: RequestTypeName = 'ExportTraceServiceRequest'): JsonConversion {
+  const shape = SHAPES[type];
+  const [rk, rks] = shape.resources;
+  const [sk, sks] = shape.scopes;
+  const [ik, iks] = shape.items;
   let parsed: unknown;
   try {
     parsed = JSON.parse(typeof text === 'string' ? text : Buffer.from(text.buffer, text.byteOffset, text.length).toString('utf8'));
   } catch (err) {
     throw new WireError(`invalid JSON: ${(err as Error).message}`);
   }
-  const req = asObject(parsed, 'the body (an ExportTraceServiceRequest)');
+  const req = asObject(parsed, `the body (an ${type})`);
   const skipped: number[] = [];
   let firstProblem = '';
   let index = 0;
   const reject = (n: number, why: string) => {
-    if (firstProblem === '') firstProblem = `span ${index}: ${why}`;
+    if (firstProblem === '') firstProblem = `${shape.item} ${index}: ${why}`;
     for (let k = 0; k < n; k++) skipped.push(index++);
   };
-  const resourceSpans = asList(field(req, 'resourceSpans', 'resource_spans'), 'resourceSpans').map((rsv, ri) => {
-    const rs = asObject(rsv, `resourceSpans[${ri}]`);
+  const resources = asList(field(req, rk, rks), rk).map((rsv, ri) => {
+    const rs = asObject(rsv, `${rk}[${ri}]`);
     const out: Record<string, unknown> = {};
     let header = '';
     try {
@@ -295,9 +470,9 @@ export function convertJsonRequest(text: string | Uint8Array): JsonConversion {
     } catch (err) {
       header = (err as Error).message;
     }
-    out.scopeSpans = asList(field(rs, 'scopeSpans', 'scope_spans'), `resourceSpans[${ri}].scopeSpans`).map((ssv, si) => {
-      const ss = asObject(ssv, `resourceSpans[${ri}].scopeSpans[${si}]`);
-      const spans = asList(ss.spans, `resourceSpans[${ri}].scopeSpans[${si}].spans`);
+    out[sk] = asList(field(rs, sk, sks), `${rk}[${ri}].${sk}`).map((ssv, si) => {
+      const ss = asObject(ssv, `${rk}[${ri}].${sk}[${si}]`);
+      const items = asList(field(ss, ik, iks), `${rk}[${ri}].${sk}[${si}].${ik}`);
       const sOut: Record<string, unknown> = {};
       let scopeHeader = header;
       if (scopeHeader === '') {
@@ -305,33 +480,34 @@ export function convertJsonRequest(text: string | Uint8Array): JsonConversion {
           const sc = ss.scope;
           if (sc !== undefined) sOut.scope = messageType('InstrumentationScope').fromObject(prepareJson(sc, 'scope', 'scope', 0) as Record<string, unknown>);
           const su = field(ss, 'schemaUrl', 'schema_url');
-          if (su !== undefined) sOut.schemaUrl = prepareJson(su, 'schemaUrl', 'scopeSpans.schemaUrl', 0);
+          if (su !== undefined) sOut.schemaUrl = prepareJson(su, 'schemaUrl', `${sk}.schemaUrl`, 0);
         } catch (err) {
           scopeHeader = (err as Error).message;
         }
       }
       if (scopeHeader !== '') {
-        reject(spans.length, scopeHeader);
-        sOut.spans = [];
+        reject(items.length, scopeHeader);
+        sOut[ik] = [];
         return sOut;
       }
       const good: unknown[] = [];
-      for (const sv of spans) {
+      for (const sv of items) {
         try {
-          if (sv === null || typeof sv !== 'object' || Array.isArray(sv)) throw new WireError('a span must be an object');
-          good.push(messageType('Span').fromObject(prepareJson(sv, '', '', 0) as Record<string, unknown>));
+          if (sv === null || typeof sv !== 'object' || Array.isArray(sv)) throw new WireError(`a ${shape.item} must be an object`);
+          good.push(messageType(shape.itemType).fromObject(prepareJson(sv, '', '', 0, shape.kinds) as Record<string, unknown>));
           index++;
         } catch (err) {
           reject(1, err instanceof WireError ? err.message : `invalid value: ${(err as Error).message}`);
         }
       }
-      sOut.spans = good;
+      sOut[ik] = good;
       return sOut;
     });
     return out;
   });
   try {
-    return { bytes: ExportTraceServiceRequest.encode(ExportTraceServiceRequest.fromObject({ resourceSpans })).finish(), skipped, firstProblem };
+    const t = messageType(type);
+    return { bytes: t.encode(t.fromObject({ [rk]: resources })).finish(), skipped, firstProblem };
   } catch (e) {
     throw new WireError(`invalid OTLP/JSON: ${(e as Error).message}`);
   }
@@ -354,9 +530,9 @@ export function scanJsonRequest(text: string | Uint8Array): ScanResult {
   return scan;
 }
 
-/** OTLP/JSON text -> ExportTraceServiceRequest protobuf bytes. Throws WireError on any bad input (no span left out). */
-export function jsonToProtobuf(text: string | Uint8Array): Uint8Array {
-  const conv = convertJsonRequest(text);
+/** OTLP/JSON text -> ExportTraceServiceRequest (or the request `type`) protobuf bytes. Throws WireError on any bad input (no item left out). */
+export function jsonToProtobuf(text: string | Uint8Array, type: RequestTypeName = 'ExportTraceServiceRequest'): Uint8Array {
+  const conv = convertJsonRequest(text, type);
   if (conv.skipped.length > 0) throw new WireError(`invalid OTLP/JSON: ${conv.firstProblem}`);
   return conv.bytes;
 }
@@ -372,15 +548,16 @@ function idsToHex(v: unknown, key: string): unknown {
   return v;
 }
 
-/** ExportTraceServiceRequest protobuf bytes -> OTLP/JSON object (hex ids, string int64s, integer enums). */
-export function protobufToJsonObject(bytes: Uint8Array): Record<string, unknown> {
-  const msg = ExportTraceServiceRequest.decode(bytes);
-  const obj = ExportTraceServiceRequest.toObject(msg, { longs: String, enums: Number, bytes: Buffer as unknown as typeof String, defaults: false, oneofs: false });
+/** ExportTraceServiceRequest (or the request `type`) protobuf bytes -> OTLP/JSON object (hex ids, string int64s, integer enums). */
+export function protobufToJsonObject(bytes: Uint8Array, type: RequestTypeName = 'ExportTraceServiceRequest'): Record<string, unknown> {
+  const t = messageType(type);
+  const msg = t.decode(bytes);
+  const obj = t.toObject(msg, { longs: String, enums: Number, bytes: Buffer as unknown as typeof String, defaults: false, oneofs: false });
   return idsToHex(obj, '') as Record<string, unknown>;
 }
 
-export function protobufToJson(bytes: Uint8Array): string {
-  return JSON.stringify(protobufToJsonObject(bytes));
+export function protobufToJson(bytes: Uint8Array, type: RequestTypeName = 'ExportTraceServiceRequest'): string {
+  return JSON.stringify(protobufToJsonObject(bytes, type));
 }
 
 /** Encodes a google.rpc.Status (for HTTP error bodies). */

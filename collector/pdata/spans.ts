@@ -224,54 +224,53 @@ function container(buf: Uint8Array, p: number, end: number, names: readonly stri
   }
 }
 
-function scanResourceSpans(buf: Buffer, start: number, end: number, st: ScanState, ri: number): void {
-  const what = `resource_spans[${ri}]`;
-  // First pass: find the header fields (everything but scope_spans) and check them.
-  const headerParts: Array<[number, number]> = [];
-  const scopeRanges: number[] = [];
-  let headerProblem = '';
+interface Split {
+  /** Every field but the children, as [start, end) ranges: the header re-emitted verbatim. */
+  headerParts: Array<[number, number]>;
+  /** The children's payloads (field 2) as start, end pairs. */
+  children: number[];
+  /** Why the header (field 1, checked by `check`, or the schema_url, field 3) is refused; '' when it is fine. */
+  problem: string;
+}
+
+/**
+ * Splits a ResourceSpans or ScopeSpans message into its header and its
+ * children (field 2), checking the header's contents unless an enclosing
+ * header already failed (`inherited`).
+ */
+function splitContainer(buf: Buffer, start: number, end: number, names: readonly string[], label: string, what: string, check: (b: Uint8Array, s: number, e: number) => number, inherited: string): Split {
+  const out: Split = { headerParts: [], children: [], problem: inherited };
   let p = start;
   while (p < end) {
     const fieldStart = p;
-    p = container(buf, p, end, RESOURCE_SPANS_NAMES, what);
+    p = container(buf, p, end, names, what);
     if (containerTag === 0x12) {
-      scopeRanges.push(containerStart, p);
+      out.children.push(containerStart, p);
       continue;
     }
-    headerParts.push([fieldStart, p]);
-    if (headerProblem !== '') continue;
+    out.headerParts.push([fieldStart, p]);
+    if (out.problem !== '') continue;
     if (containerTag === 0x0a) {
-      if (checkResource(buf, containerStart, p) < 0) headerProblem = `resource: ${lastProblem()}`;
+      if (check(buf, containerStart, p) < 0) out.problem = `${names[1]}: ${lastProblem()}`;
     } else if (containerTag === 0x1a) {
-      if (!isValidUtf8(buf, containerStart, p)) headerProblem = 'invalid UTF-8 in schema_url';
+      if (!isValidUtf8(buf, containerStart, p)) out.problem = `invalid UTF-8 in ${label}.schema_url`;
     }
   }
-  const resource = new ResourceRef(joinRanges(buf, headerParts));
-  for (let i = 0; i < scopeRanges.length; i += 2) {
-    scanScopeSpans(buf, scopeRanges[i], scopeRanges[i + 1], resource, st, `${what}.scope_spans[${i / 2}]`, headerProblem);
+  return out;
+}
+
+function scanResourceSpans(buf: Buffer, start: number, end: number, st: ScanState, ri: number): void {
+  const what = `resource_spans[${ri}]`;
+  const split = splitContainer(buf, start, end, RESOURCE_SPANS_NAMES, 'resource_spans', what, checkResource, '');
+  const resource = new ResourceRef(joinRanges(buf, split.headerParts));
+  const scopes = split.children;
+  for (let i = 0; i < scopes.length; i += 2) {
+    scanScopeSpans(buf, scopes[i], scopes[i + 1], resource, st, `${what}.scope_spans[${i / 2}]`, split.problem);
   }
 }
 
 function scanScopeSpans(buf: Buffer, start: number, end: number, resource: ResourceRef, st: ScanState, what: string, resourceProblem: string): void {
-  const headerParts: Array<[number, number]> = [];
-  const spanRanges: number[] = [];
-  let headerProblem = resourceProblem;
-  let p = start;
-  while (p < end) {
-    const fieldStart = p;
-    p = container(buf, p, end, SCOPE_SPANS_NAMES, what);
-    if (containerTag === 0x12) {
-      spanRanges.push(containerStart, p);
-      continue;
-    }
-    headerParts.push([fieldStart, p]);
-    if (headerProblem !== '') continue;
-    if (containerTag === 0x0a) {
-      if (checkScope(buf, containerStart, p) < 0) headerProblem = `scope: ${lastProblem()}`;
-    } else if (containerTag === 0x1a) {
-      if (!isValidUtf8(buf, containerStart, p)) headerProblem = 'invalid UTF-8 in scope_spans.schema_url';
-    }
-  }
+  const { headerParts, children: spanRanges, problem: headerProblem } = splitContainer(buf, start, end, SCOPE_SPANS_NAMES, 'scope_spans', what, checkScope, resourceProblem);
   if (headerProblem !== '') {
     for (let i = 0; i < spanRanges.length; i += 2) st.reject(st.nextIndex(), true, headerProblem);
     return;
@@ -355,7 +354,8 @@ export function indexSpan(span: Span): string | undefined {
   return undefined;
 }
 
-function joinRanges(buf: Uint8Array, parts: Array<[number, number]>): Uint8Array {
+/** Concatenates byte ranges of buf into one new array (a header made of the fields around a nested list). */
+export function joinRanges(buf: Uint8Array, parts: Array<[number, number]>): Uint8Array {
   if (parts.length === 0) return EMPTY;
   if (parts.length === 1) return buf.slice(parts[0][0], parts[0][1]);
   let n = 0;

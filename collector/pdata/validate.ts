@@ -345,43 +345,38 @@ function plainAttribute(buf: Uint8Array, p: number, end: number): boolean {
   return false;
 }
 
-/** 32-bit words over the ArrayBuffer of `wordsOf`, the buffer being checked (see isAscii). */
-let words = new Int32Array(0);
-let wordsOf: Uint8Array | undefined;
+/** A DataView over `viewOf`, the buffer being checked (see isAscii). */
+const EMPTY_VIEW = new DataView(new ArrayBuffer(4));
+const V: { view: DataView; of: Uint8Array | undefined } = { view: EMPTY_VIEW, of: undefined };
 
 /** Drops the reference to the last buffer checked (call when a request is done, so it can be collected). */
 export function releaseBuffer(): void {
-  wordsOf = undefined;
-  words = EMPTY_WORDS;
-}
-const EMPTY_WORDS = new Int32Array(0);
-
-/** Points `words` at buf's memory. */
-function useBuffer(buf: Uint8Array): void {
-  wordsOf = buf;
-  words = new Int32Array(buf.buffer as ArrayBuffer, 0, buf.buffer.byteLength >>> 2);
+  V.of = undefined;
+  V.view = EMPTY_VIEW;
 }
 
 /**
- * True when buf[start, end) is all ASCII. Reads aligned 32-bit words of the
- * underlying ArrayBuffer where it can: per byte, this check was most of the
- * cost of validation (~300 ns of a ~450-byte span's ~330 string bytes).
+ * True when buf[start, end) is all ASCII. Reads 32-bit words through a
+ * DataView (unaligned reads; the last word overlaps the one before): per byte,
+ * this check was most of the cost of validation, and words cut it ~3x against
+ * a byte loop (BENCHMARKS.md, issue 17).
  */
 function isAscii(buf: Uint8Array, start: number, end: number): boolean {
-  let acc = 0;
-  if (end - start >= 8) {
-    if (buf !== wordsOf) useBuffer(buf);
-    const off = buf.byteOffset;
-    while (((off + start) & 3) !== 0) acc |= buf[start++];
-    const w = words;
-    const wEnd = (off + end) >>> 2;
-    let wa = 0;
-    for (let k = (off + start) >>> 2; k < wEnd; k++) wa |= w[k];
-    if ((wa & 0x80808080) !== 0) return false;
-    start = (wEnd << 2) - off;
+  if (end - start < 4) {
+    let acc = 0;
+    for (let i = start; i < end; i++) acc |= buf[i];
+    return acc < 0x80;
   }
-  for (let i = start; i < end; i++) acc |= buf[i];
-  return acc < 0x80;
+  let d = V.view;
+  if (buf !== V.of) {
+    V.of = buf;
+    d = V.view = new DataView(buf.buffer as ArrayBuffer, buf.byteOffset, buf.byteLength);
+  }
+  let acc = 0;
+  let i = start;
+  for (; i + 4 <= end; i += 4) acc |= d.getInt32(i);
+  if (i < end) acc |= d.getInt32(end - 4);
+  return (acc & 0x80808080) === 0;
 }
 
 const RESOURCE_NAMES = ['', 'attributes', 'dropped_attributes_count'];

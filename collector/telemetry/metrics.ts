@@ -7,10 +7,11 @@
  * ...); the registry adds no suffix, so counters are declared with their `_total`.
  */
 import { Counter, Gauge, Histogram, Registry, registerProcessMetrics, type ValueChild } from './prom.js';
+import { ITEM, ITEM_TEXT, type Signal } from '../signals.js';
 
 export { Counter, Gauge, Histogram };
 
-/** Every way a span can leave the collector without being exported. */
+/** Every way a span (log record, metric data point) can leave the collector without being exported. */
 export type DropReason =
   | 'invalid_span' // rejected at the receiver: bad trace or span id
   | 'sampled_out' // tail sampling decided not to keep the trace
@@ -26,11 +27,15 @@ export type DropReason =
   | 'backend_rejected' // backend's partial_success rejected_spans, or spans isolated in a batch it refused as invalid
   | 'export_write_error' // the file exporter could not write (disk error)
   | 'normalize_failed' // normalize: nested data could not be decoded (dropped so nothing leaves unredacted)
-  | 'storage_error'; // spilled spans that could not be read back from disk (unreadable or damaged rows)
+  | 'storage_error' // spilled spans that could not be read back from disk (unreadable or damaged rows)
+  | 'invalid_log_record' // rejected at the receiver: bad ids, bad UTF-8 or wire types in a log record
+  | 'invalid_metric'; // rejected at the receiver: a metric that does not decode
 
 export class Telemetry {
   readonly registry: Registry;
   private readonly dropped: Counter;
+  /** The drop counter of logs and metrics (`sidecar_log_records_dropped_total`, `sidecar_metric_points_dropped_total`), made on first use. */
+  private readonly droppedBySignal = new Map<Signal, Counter>();
   private readonly dropChildren = new Map<string, ValueChild>();
   private stopProcessMetrics: (() => void) | undefined;
 
@@ -61,16 +66,34 @@ export class Telemetry {
     return new Histogram({ name, help, labelNames, buckets, registers: [this.registry] });
   }
 
-  /** Counts spans that will not be exported. Every drop in the collector goes through here. */
-  drop(component: string, reason: DropReason, n: number): void {
+  /**
+   * Counts items that will not be exported: spans, or with `signal` log records
+   * or metric data points (each signal has its own counter). Every drop in the
+   * collector goes through here.
+   */
+  drop(component: string, reason: DropReason, n: number, signal: Signal = 'traces'): void {
     if (n <= 0) return;
-    const key = component + '\u0000' + reason;
+    const key = signal + '\u0000' + component + '\u0000' + reason;
     let child = this.dropChildren.get(key);
     if (child === undefined) {
-      child = this.dropped.labels(component, reason);
+      child = this.dropCounter(signal).labels(component, reason);
       this.dropChildren.set(key, child);
     }
     child.inc(n);
+  }
+
+  private dropCounter(signal: Signal): Counter {
+    if (signal === 'traces') return this.dropped;
+    let c = this.droppedBySignal.get(signal);
+    if (c === undefined) {
+      c = this.counter(
+        `sidecar_${ITEM[signal]}_dropped_total`,
+        `${ITEM_TEXT[signal][0].toUpperCase()}${ITEM_TEXT[signal].slice(1)} that were accepted but will not be exported, by component and reason.`,
+        ['component', 'reason'],
+      );
+      this.droppedBySignal.set(signal, c);
+    }
+    return c;
   }
 
   /** Total dropped spans so far, by reason (for the periodic log line and tests). */

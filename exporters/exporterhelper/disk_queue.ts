@@ -39,8 +39,9 @@ export class DiskRequestQueue implements RequestQueue {
   private closed = false;
 
   /** Opens (creating if needed) the exporter's queue file; throws StorageError for an unusable directory. */
-  static open(settings: CreateSettings, cfg: QueueConfig): DiskRequestQueue {
-    const file = fileNameFor('queue', settings.id);
+  /** One file per exporter and signal: traces keep the exporter's own name, logs and metrics add theirs. */
+  static open(settings: CreateSettings, cfg: QueueConfig, signal: 'traces' | 'logs' | 'metrics' = 'traces'): DiskRequestQueue {
+    const file = fileNameFor('queue', signal === 'traces' ? settings.id : `${settings.id}.${signal}`);
     const q = acquireQueue({
       directory: cfg.directory,
       file,

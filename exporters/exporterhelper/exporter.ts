@@ -22,9 +22,12 @@
  */
 import type { Logger } from 'pino';
 import type { Clock, Component, CreateSettings } from '../../collector/component.js';
-import type { TracesConsumer } from '../../collector/consumer.js';
+import type { LogsConsumer, MetricsConsumer, TracesConsumer } from '../../collector/consumer.js';
 import type { Span } from '../../collector/pdata/spans.js';
+import type { LogRecord } from '../../collector/pdata/logs.js';
+import { countPoints, type Metric } from '../../collector/pdata/metrics.js';
 import { encodeExportRequest, splitExportRequest } from '../../collector/pdata/encode.js';
+import { ITEM, ITEM_TEXT, type Signal } from '../../collector/signals.js';
 import { CollectorError, RetryableError } from '../../collector/errors.js';
 import type { Telemetry, DropReason } from '../../collector/telemetry/metrics.js';
 import { parseDuration } from '../../config/duration.js';
@@ -64,6 +67,13 @@ export interface HelperOptions {
   onShutdown?: () => Promise<void>;
   /** Drain deadline when shutdown() is called without one. */
   defaultShutdownTimeoutMs?: number;
+  /**
+   * The signal this exporter's requests carry (default traces): names its
+   * metrics (`otelcol_exporter_sent_log_records_total`, ...), its drop
+   * counter and its disk queue file. A multi-signal exporter has one
+   * QueuedExporter per signal (signals.ts).
+   */
+  signal?: Signal;
 }
 
 const enum State {
@@ -83,9 +93,10 @@ interface Isolation {
 
 class ShutdownAbort extends Error {}
 
-export class QueuedExporter implements Component, TracesConsumer {
+export class QueuedExporter implements Component, TracesConsumer, LogsConsumer, MetricsConsumer {
   readonly mutatesData = false;
   readonly id: string;
+  readonly signal: Signal;
   private readonly log: Logger;
   private readonly telemetry: Telemetry;
   private readonly clock: Clock;
@@ -148,6 +159,9 @@ export class QueuedExporter implements Component, TracesConsumer {
     this.random = opts.random ?? Math.random;
     this.send = send;
     this.opts = opts;
+    this.signal = opts.signal ?? 'traces';
+    const item = ITEM[this.signal];
+    const Item = ITEM_TEXT[this.signal][0].toUpperCase() + ITEM_TEXT[this.signal].slice(1);
 
     this.timeoutMs = parseDuration(cfg.timeout);
     this.retryEnabled = cfg.retry_on_failure.enabled;
@@ -157,35 +171,42 @@ export class QueuedExporter implements Component, TracesConsumer {
     this.numConsumers = q.num_consumers;
     this.blockOnOverflow = q.block_on_overflow;
     this.blockTimeoutMs = parseDuration(q.block_timeout);
-    this.isolateEnabled = cfg.isolate_rejected?.enabled ?? true;
+    // Isolation splits by the request's frame and counts items: right for spans and log records; a metric's
+    // data points would be miscounted, so metrics are not isolated (a refused batch of metrics is dropped whole).
+    this.isolateEnabled = (cfg.isolate_rejected?.enabled ?? true) && (opts.signal ?? 'traces') !== 'metrics';
     this.isolateBudget = cfg.isolate_rejected?.max_extra_requests ?? 64;
-    this.queue = opts.queue ?? (q.enabled && q.storage === 'disk' ? DiskRequestQueue.open(settings, q) : new MemoryQueue(q.queue_size, q.max_bytes));
+    this.queue =
+      opts.queue ?? (q.enabled && q.storage === 'disk' ? DiskRequestQueue.open(settings, q, this.signal) : new MemoryQueue(q.queue_size, q.max_bytes));
 
     const t = settings.telemetry;
     const L = ['exporter'];
     const id = this.id;
-    this.mSent = t.counter('otelcol_exporter_sent_spans_total', 'Spans successfully sent to the destination.', L).labels(id);
+    this.mSent = t.counter(`otelcol_exporter_sent_${item}_total`, `${Item} successfully sent to the destination.`, L).labels(id);
     this.mSendFailed = t
-      .counter('otelcol_exporter_send_failed_spans_total', 'Spans the exporter failed to send (permanent error, retries exhausted, shutdown).', L)
+      .counter(`otelcol_exporter_send_failed_${item}_total`, `${Item} the exporter failed to send (permanent error, retries exhausted, shutdown).`, L)
       .labels(id);
     this.mEnqueueFailed = t
-      .counter('otelcol_exporter_enqueue_failed_spans_total', 'Spans refused because the sending queue was full or closed.', L)
+      .counter(`otelcol_exporter_enqueue_failed_${item}_total`, `${Item} refused because the sending queue was full or closed.`, L)
       .labels(id);
-    this.mQueueSize = t.gauge('otelcol_exporter_queue_size', 'Requests waiting in the sending queue.', L).labels(id);
-    t.gauge('otelcol_exporter_queue_capacity', 'Capacity of the sending queue in requests.', L).labels(id).set(this.queue.capacity);
-    this.mQueueBytes = t.gauge('sidecar_exporter_queue_size_bytes', 'Encoded bytes waiting in the sending queue.', L).labels(id);
-    t.gauge('sidecar_exporter_queue_capacity_bytes', 'Capacity of the sending queue in bytes.', L).labels(id).set(this.queue.capacityBytes);
-    this.mInFlight = t.gauge('sidecar_exporter_in_flight_requests', 'Send attempts in progress.', L).labels(id);
+    // Gauges of one exporter's state carry data_type (traces, logs, metrics), as the Collector's queue metrics do:
+    // an exporter id serving several signals has a queue, requests in flight and a circuit per signal.
+    const QL = ['exporter', 'data_type'];
+    const ql = [id, this.signal];
+    this.mQueueSize = t.gauge('otelcol_exporter_queue_size', 'Requests waiting in the sending queue.', QL).labels(...ql);
+    t.gauge('otelcol_exporter_queue_capacity', 'Capacity of the sending queue in requests.', QL).labels(...ql).set(this.queue.capacity);
+    this.mQueueBytes = t.gauge('sidecar_exporter_queue_size_bytes', 'Encoded bytes waiting in the sending queue.', QL).labels(...ql);
+    t.gauge('sidecar_exporter_queue_capacity_bytes', 'Capacity of the sending queue in bytes.', QL).labels(...ql).set(this.queue.capacityBytes);
+    this.mInFlight = t.gauge('sidecar_exporter_in_flight_requests', 'Send attempts in progress.', QL).labels(...ql);
     const latency = t
       .histogram('sidecar_exporter_send_latency_seconds', 'Duration of one send attempt.', ['exporter', 'outcome'], [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]);
     this.mLatencyOk = latency.labels(id, 'success');
     this.mLatencyFail = latency.labels(id, 'failure');
     this.mRetries = t.counter('sidecar_exporter_retries_total', 'Send attempts after the first one for a request.', L).labels(id);
-    this.mCircuit = t.gauge('sidecar_exporter_circuit_state', 'Circuit breaker: 0 closed, 1 open, 2 half-open (probing).', L).labels(id);
+    this.mCircuit = t.gauge('sidecar_exporter_circuit_state', 'Circuit breaker: 0 closed, 1 open, 2 half-open (probing).', QL).labels(...ql);
     this.mRejected = t
       .counter(
-        'sidecar_exporter_rejected_spans_total',
-        'Spans the backend rejected: through partial_success, or isolated in a batch it refused as invalid.',
+        `sidecar_exporter_rejected_${item}_total`,
+        `${Item} the backend rejected: through partial_success, or isolated in a batch it refused as invalid.`,
         L,
       )
       .labels(id);
@@ -217,13 +238,28 @@ export class QueuedExporter implements Component, TracesConsumer {
     return this.queue.size + this.inFlight;
   }
 
-  async consume(spans: Span[]): Promise<void> {
-    if (spans.length === 0) return;
+  consume(spans: Span[]): Promise<void> {
+    return this.accept(spans, spans.length);
+  }
+
+  /** Log records (on the exporter whose `signal` is logs): one ExportLogsServiceRequest per call. */
+  consumeLogs(records: LogRecord[]): Promise<void> {
+    return this.accept(records, records.length);
+  }
+
+  /** Metrics (on the exporter whose `signal` is metrics); data points are the counted items. */
+  consumeMetrics(metrics: Metric[]): Promise<void> {
+    return this.accept(metrics, countPoints(metrics));
+  }
+
+  /** Encodes items (the export request's frame is the same for every signal) and queues or sends them. */
+  private async accept(items: Span[] | LogRecord[] | Metric[], count: number): Promise<void> {
+    if (items.length === 0) return;
     if (this.state >= State.Stopping) {
-      this.mEnqueueFailed.inc(spans.length);
+      this.mEnqueueFailed.inc(count);
       throw new CollectorError('ERR_SHUTTING_DOWN', `exporter ${this.id} is shutting down`, true, 1000);
     }
-    const req: ExportRequest = { bytes: encodeExportRequest(spans), spans: spans.length };
+    const req: ExportRequest = { bytes: encodeExportRequest(items), spans: count };
     if (!this.queueEnabled) return this.sendDirect(req);
     const offered = this.queue.offer(req);
     if (offered === true || (offered !== false && (await offered))) {
@@ -333,7 +369,7 @@ export class QueuedExporter implements Component, TracesConsumer {
       this.queueChanged();
       if (left > 0) {
         this.mSendFailed.inc(left);
-        this.telemetry.drop(this.id, 'shutdown', left);
+        this.telemetry.drop(this.id, 'shutdown', left, this.signal);
         this.log.warn({ exporter: this.id, spans: left }, 'exporter shut down with data still queued; dropped');
       }
     }
@@ -520,7 +556,7 @@ export class QueuedExporter implements Component, TracesConsumer {
   private rejected(req: ExportRequest, err: CollectorError, budgetSpent: boolean): boolean {
     this.mSendFailed.inc(req.spans);
     this.mRejected.inc(req.spans);
-    this.telemetry.drop(this.id, 'backend_rejected', req.spans);
+    this.telemetry.drop(this.id, 'backend_rejected', req.spans, this.signal);
     const now = this.clock.now();
     if (now - this.lastIsolateLog >= LOG_INTERVAL_MS) {
       this.lastIsolateLog = now;
@@ -562,7 +598,7 @@ export class QueuedExporter implements Component, TracesConsumer {
     if (rejected > 0 || (result?.errorMessage ?? '') !== '') {
       if (rejected > 0) {
         this.mRejected.inc(rejected);
-        this.telemetry.drop(this.id, 'backend_rejected', rejected);
+        this.telemetry.drop(this.id, 'backend_rejected', rejected, this.signal);
       }
       const now = this.clock.now();
       if (now - this.lastRejectLog >= LOG_INTERVAL_MS) {
@@ -578,7 +614,7 @@ export class QueuedExporter implements Component, TracesConsumer {
   private fail(req: ExportRequest, reason: DropReason, err: CollectorError, propagate: boolean): boolean {
     this.mSendFailed.inc(req.spans);
     if (propagate) throw err;
-    this.telemetry.drop(this.id, reason, req.spans);
+    this.telemetry.drop(this.id, reason, req.spans, this.signal);
     const now = this.clock.now();
     if (now - this.lastFailLog >= LOG_INTERVAL_MS) {
       this.lastFailLog = now;

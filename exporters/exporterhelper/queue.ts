@@ -3,7 +3,11 @@
  * durable (disk) queue plugs into; `MemoryQueue` is a bounded ring buffer.
  */
 
-/** One export request: an encoded ExportTraceServiceRequest and its span count. */
+/**
+ * One export request: an encoded export request of the exporter's signal and
+ * its item count (spans, log records or metric data points; the field keeps
+ * its first name).
+ */
 export interface ExportRequest {
   bytes: Uint8Array;
   spans: number;

@@ -1,4 +1,5 @@
 /** Factory of the `file` exporter. */
+import { SIGNALS } from '../../collector/signals.js';
 import type { ExporterFactory } from '../../collector/component.js';
 import { FileExporterConfigSchema } from './config.js';
 import { FileExporter } from './exporter.js';
@@ -7,6 +8,7 @@ export const fileExporterFactory: ExporterFactory<typeof FileExporterConfigSchem
   type: 'file',
   kind: 'exporter',
   configSchema: FileExporterConfigSchema,
+  signals: SIGNALS,
   create(settings, config) {
     return new FileExporter(settings, config);
   },

@@ -1,4 +1,5 @@
 /** Factory of the `otlp` exporter (OTLP/gRPC). Its implementation is loaded only when a config uses it. */
+import { SIGNALS } from '../../collector/signals.js';
 import { lazyModule, type ExporterFactory } from '../../collector/component.js';
 import { validateHelperConfig } from '../exporterhelper/config.js';
 import { OtlpExporterConfigSchema, parseGrpcEndpoint } from './config.js';
@@ -9,6 +10,7 @@ export const otlpExporterFactory: ExporterFactory<typeof OtlpExporterConfigSchem
   type: 'otlp',
   kind: 'exporter',
   configSchema: OtlpExporterConfigSchema,
+  signals: SIGNALS,
   validate(config) {
     const problems = validateHelperConfig(config);
     const ep = parseGrpcEndpoint(config.endpoint);
@@ -19,6 +21,6 @@ export const otlpExporterFactory: ExporterFactory<typeof OtlpExporterConfigSchem
   },
   load: impl.load,
   create(settings, config) {
-    return impl.get().createOtlpExporter(settings, config);
+    return impl.get().createOtlpSignalExporter(settings, config);
   },
 };

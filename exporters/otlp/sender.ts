@@ -12,8 +12,16 @@ import { CollectorError, InvalidDataError, PermanentError, RetryableError } from
 import { GrpcCode } from '../../receivers/otlp/grpc-server.js';
 import { UnaryGrpcClient } from './grpc-client.js';
 import { parseGrpcEndpoint, type OtlpExporterConfig, type ParsedEndpoint } from './config.js';
+import type { Signal } from '../../collector/signals.js';
 
 export const TRACE_EXPORT_PATH = '/opentelemetry.proto.collector.trace.v1.TraceService/Export';
+
+/** The Export method of each signal's service. */
+export const EXPORT_PATHS: Record<Signal, string> = {
+  traces: TRACE_EXPORT_PATH,
+  logs: '/opentelemetry.proto.collector.logs.v1.LogsService/Export',
+  metrics: '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export',
+};
 
 /** OTLP: these codes may succeed later; RESOURCE_EXHAUSTED only with RetryInfo. */
 const RETRYABLE = new Set<number>([
@@ -42,7 +50,13 @@ export class GrpcSender {
   private readonly headers: HeaderSource;
   private readonly endpoint: ParsedEndpoint;
 
-  constructor(private readonly cfg: OtlpExporterConfig) {
+  private readonly path: string;
+
+  constructor(
+    private readonly cfg: OtlpExporterConfig,
+    signal: Signal = 'traces',
+  ) {
+    this.path = EXPORT_PATHS[signal];
     this.headers = new HeaderSource(cfg.headers);
     this.endpoint = parseGrpcEndpoint(cfg.endpoint);
   }
@@ -69,7 +83,7 @@ export class GrpcSender {
     const md: Record<string, string> = {};
     for (const [k, v] of this.headers.fixed) md[k.toLowerCase()] = v;
     if (this.headers.hasFiles) for (const [k, v] of await this.headers.fileHeaders()) md[k.toLowerCase()] = v;
-    const r = await client.call(TRACE_EXPORT_PATH, req.bytes, md, this.cfg.compression === 'gzip', signal);
+    const r = await client.call(this.path, req.bytes, md, this.cfg.compression === 'gzip', signal);
     if (r.code !== GrpcCode.OK) throw grpcError(r.code, r.message, r.details);
     if (r.body === undefined || r.body.length === 0) return;
     try {

@@ -16,8 +16,15 @@ import { HeaderSource } from '../exporterhelper/headers.js';
 import { loadTlsFiles } from '../exporterhelper/tls.js';
 import { parseExportResponse, parseRpcStatus } from '../exporterhelper/otlpwire.js';
 import { CollectorError, InvalidDataError, PermanentError, RetryableError } from '../../collector/errors.js';
-import { protobufToJson } from '../../collector/pdata/otlp-json.js';
-import { tracesUrl, type OtlpHttpExporterConfig } from './config.js';
+import { protobufToJson, type RequestTypeName } from '../../collector/pdata/otlp-json.js';
+import type { Signal } from '../../collector/signals.js';
+import { signalUrl, type OtlpHttpExporterConfig } from './config.js';
+
+const REQUEST_TYPE: Record<Signal, RequestTypeName> = {
+  traces: 'ExportTraceServiceRequest',
+  logs: 'ExportLogsServiceRequest',
+  metrics: 'ExportMetricsServiceRequest',
+};
 
 const gzip = promisify(zlib.gzip);
 const RETRYABLE_STATUS = new Set([429, 502, 503, 504]);
@@ -58,10 +65,13 @@ export function parsePartialSuccess(body: Buffer, contentType: string): SendResu
   if (body.length === 0) return undefined;
   try {
     if (contentType.includes('json')) {
-      const o = JSON.parse(body.toString('utf8')) as { partialSuccess?: { rejectedSpans?: unknown; errorMessage?: unknown } };
+      const o = JSON.parse(body.toString('utf8')) as {
+        partialSuccess?: { rejectedSpans?: unknown; rejectedLogRecords?: unknown; rejectedDataPoints?: unknown; errorMessage?: unknown };
+      };
       const ps = o.partialSuccess;
       if (!ps) return undefined;
-      return { rejectedSpans: Number(ps.rejectedSpans ?? 0) || 0, errorMessage: typeof ps.errorMessage === 'string' ? ps.errorMessage : '' };
+      const n = ps.rejectedSpans ?? ps.rejectedLogRecords ?? ps.rejectedDataPoints ?? 0;
+      return { rejectedSpans: Number(n) || 0, errorMessage: typeof ps.errorMessage === 'string' ? ps.errorMessage : '' };
     }
     const ps = parseExportResponse(body);
     return ps ? { rejectedSpans: ps.rejectedSpans, errorMessage: ps.errorMessage } : undefined;
@@ -77,11 +87,15 @@ export class HttpSender {
   private readonly headers: HeaderSource;
   private readonly baseHeaders: Record<string, string>;
 
+  private readonly requestType: RequestTypeName;
+
   constructor(
     private readonly cfg: OtlpHttpExporterConfig,
     private readonly clock: Clock,
+    signal: Signal = 'traces',
   ) {
-    this.url = new URL(tracesUrl(cfg));
+    this.url = new URL(signalUrl(cfg, signal));
+    this.requestType = REQUEST_TYPE[signal];
     this.secure = this.url.protocol === 'https:';
     this.headers = new HeaderSource(cfg.headers);
     this.baseHeaders = {
@@ -115,7 +129,7 @@ export class HttpSender {
     const agent = this.agent;
     if (agent === undefined) throw new RetryableError('otlphttp exporter is not started');
     let body: Buffer;
-    if (this.cfg.encoding === 'json') body = Buffer.from(protobufToJson(req.bytes), 'utf8');
+    if (this.cfg.encoding === 'json') body = Buffer.from(protobufToJson(req.bytes, this.requestType), 'utf8');
     else body = Buffer.isBuffer(req.bytes) ? req.bytes : Buffer.from(req.bytes.buffer, req.bytes.byteOffset, req.bytes.byteLength);
     if (this.cfg.compression === 'gzip') body = await gzip(body);
     let headers = this.baseHeaders;

@@ -21,7 +21,10 @@
  * during shutdown, the buffer's timer is replaced by the shutdown deadline).
  */
 import type { Clock, Component } from '../../collector/component.js';
-import type { TracesConsumer } from '../../collector/consumer.js';
+import { consumeAs, type LogsConsumer, type MetricsConsumer, type TracesConsumer } from '../../collector/consumer.js';
+import type { LogRecord } from '../../collector/pdata/logs.js';
+import type { Metric } from '../../collector/pdata/metrics.js';
+import { ITEM, type Signal } from '../../collector/signals.js';
 import { RetryableError, isPermanent, type CollectorError } from '../../collector/errors.js';
 import { spanWireSize } from '../../collector/pdata/encode.js';
 import { ScopeRef, type ResourceRef, type Span } from '../../collector/pdata/spans.js';
@@ -73,6 +76,8 @@ interface Batch {
   /** Cut order; held batches are re-sent in this order. */
   readonly seq: number;
   readonly spans: Span[];
+  /** Items counted (spans, log records, metric data points). */
+  readonly count: number;
   readonly bytes: number;
   /** Times handed to the next stage so far. */
   sends: number;
@@ -104,12 +109,22 @@ function errMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-export class BatchProcessor implements TracesConsumer, Component {
+/**
+ * Batches one signal. The same code batches spans, log records and metrics
+ * (each kept as bytes under a scope); what differs is the next stage's method
+ * and what counts as an item: a span, a log record, or a metric's data points
+ * (a metric is never split, so a batch may pass send_batch_max_size by the
+ * points of its last metric). Options named after spans apply to the items.
+ */
+export class BatchProcessor implements TracesConsumer, LogsConsumer, MetricsConsumer, Component {
   /** Swaps a span's ScopeRef for a byte-identical shared one; the data is unchanged. */
   readonly mutatesData = false;
 
   private readonly id: string;
-  private readonly next: TracesConsumer;
+  private readonly next: TracesConsumer | LogsConsumer | MetricsConsumer;
+  private readonly signal: Signal;
+  /** Items in one object: 1, or a metric's data points. */
+  private readonly weight: (item: Span) => number;
   private readonly timers: Timers;
   private readonly clock: Clock;
   private readonly logger: Logger;
@@ -175,11 +190,17 @@ export class BatchProcessor implements TracesConsumer, Component {
   constructor(
     id: string,
     opts: BatchOptions,
-    next: TracesConsumer,
+    next: TracesConsumer | LogsConsumer | MetricsConsumer,
     deps: { telemetry: Telemetry; timers: Timers; logger: Logger; clock?: Clock },
+    signal: Signal = 'traces',
   ) {
     this.id = id;
     this.next = next;
+    this.signal = signal;
+    // A metric without data points still weighs 1 here, so the buffer's count never hides it.
+    this.weight = signal === 'metrics' ? (m) => Math.max(1, (m as unknown as Metric).points) : () => 1;
+    // Gauges are per instance: a logs or metrics instance names its own (the item in place of "spans").
+    const own = (name: string) => (signal === 'traces' ? name : name.replace(/spans|bytes$/, (w) => (w === 'spans' ? ITEM[signal] : `${ITEM[signal]}_bytes`)));
     this.timers = deps.timers;
     this.clock = deps.clock ?? clockOf(deps.timers);
     this.logger = deps.logger;
@@ -224,8 +245,8 @@ export class BatchProcessor implements TracesConsumer, Component {
       )
       .labels(id);
     const refused = t.counter(
-      'otelcol_processor_refused_spans_total',
-      'Spans a processor refused (the caller was told to retry), by reason.',
+      `otelcol_processor_refused_${ITEM[signal]}_total`,
+      `${signal === 'traces' ? 'Spans' : signal === 'logs' ? 'Log records' : 'Metric data points'} a processor refused (the caller was told to retry), by reason.`,
       ['processor', 'reason'],
     );
     this.mRefusedFull = refused.labels(id, 'batcher_full');
@@ -233,21 +254,21 @@ export class BatchProcessor implements TracesConsumer, Component {
     this.mRefusedShutdown = refused.labels(id, 'shutting_down');
     this.mPendingSpans = t
       .gauge(
-        'sidecar_processor_batch_pending_spans',
+        own('sidecar_processor_batch_pending_spans'),
         'Spans held by the batch processor (buffered + in flight downstream + held for retry).',
         ['processor'],
       )
       .labels(id);
     this.mPendingBytes = t
       .gauge(
-        'sidecar_processor_batch_pending_bytes',
+        own('sidecar_processor_batch_pending_bytes'),
         'Encoded span bytes held by the batch processor (buffered + in flight downstream + held for retry).',
         ['processor'],
       )
       .labels(id);
     this.mHeldSpans = t
       .gauge(
-        'sidecar_processor_batch_held_spans',
+        own('sidecar_processor_batch_held_spans'),
         'Spans in batches held for re-sending after the next stage refused one (including batches queued behind them).',
         ['processor'],
       )
@@ -281,9 +302,22 @@ export class BatchProcessor implements TracesConsumer, Component {
     };
   }
 
+  consumeLogs(records: LogRecord[]): Promise<void> {
+    return this.consume(records as unknown as Span[]);
+  }
+
+  consumeMetrics(metrics: Metric[]): Promise<void> {
+    return this.consume(metrics as unknown as Span[]);
+  }
+
+  /** Takes a batch of the processor's signal (spans, or log records / metrics through the methods above). */
   consume(spans: Span[]): Promise<void> {
-    const n = spans.length;
-    if (n === 0) return RESOLVED;
+    if (spans.length === 0) return RESOLVED;
+    let n = spans.length;
+    if (this.signal === 'metrics') {
+      n = 0;
+      for (let i = 0; i < spans.length; i++) n += this.weight(spans[i]);
+    }
     if (this.stopped) {
       this.mRefusedShutdown.inc(n);
       return Promise.reject(this.stoppedError);
@@ -293,7 +327,7 @@ export class BatchProcessor implements TracesConsumer, Component {
       return Promise.reject(this.refusal);
     }
     let bytes = 0;
-    for (let i = 0; i < n; i++) bytes += spanWireSize(spans[i]);
+    for (let i = 0; i < spans.length; i++) bytes += spanWireSize(spans[i]);
     // Something pending: refuse what would pass the bound. Nothing pending: take
     // any input, so one input larger than the bound can still make progress
     // (the receivers bound request sizes).
@@ -372,13 +406,13 @@ export class BatchProcessor implements TracesConsumer, Component {
     let dropped = 0;
     for (let i = 0; i < this.held.length; i++) {
       const b = this.held[i];
-      dropped += b.spans.length;
+      dropped += b.count;
       this.release(b);
-      this.heldSpans -= b.spans.length;
+      this.heldSpans -= b.count;
     }
     this.held.length = 0;
     this.refusal = undefined;
-    this.telemetry.drop(this.id, 'shutdown', dropped);
+    this.telemetry.drop(this.id, 'shutdown', dropped, this.signal);
     this.logger.warn(
       { processor: this.id, droppedSpans: dropped, inFlightSpans: this.pendingSpans, inFlightBatches: this.inflightBatches },
       'batch processor: shutdown timeout reached; dropped held spans (spans still in flight downstream are counted if they fail)',
@@ -445,11 +479,12 @@ export class BatchProcessor implements TracesConsumer, Component {
   private cut(trigger: Trigger): void {
     const spansOut: Span[] = [];
     let bytes = 0;
+    let count = 0;
     let full = false;
     for (const [res, b] of this.buckets) {
       const spans = b.spans;
       while (b.head < spans.length) {
-        if (spansOut.length >= this.maxSpans) {
+        if (count >= this.maxSpans) {
           full = true;
           break;
         }
@@ -461,24 +496,25 @@ export class BatchProcessor implements TracesConsumer, Component {
         }
         spansOut.push(s);
         bytes += sz;
+        count += this.weight(s);
         spans[b.head++] = undefined;
       }
       if (b.head >= spans.length) this.buckets.delete(res); // safe while iterating a Map
       else b.compact();
       if (full) break;
     }
-    this.bufferedSpans -= spansOut.length;
+    this.bufferedSpans -= count;
     this.bufferedBytes -= bytes;
-    this.mSendSize.observe(spansOut.length);
+    this.mSendSize.observe(count);
     this.mSendBytes.observe(bytes);
     if (trigger === 'size') this.mSizeTrigger.inc();
     else if (trigger === 'timeout') this.mTimeoutTrigger.inc();
-    const batch: Batch = { seq: ++this.batchSeq, spans: spansOut, bytes, sends: 0 };
+    const batch: Batch = { seq: ++this.batchSeq, spans: spansOut, count, bytes, sends: 0 };
     if (this.held.length > 0 || this.resending !== undefined) {
       // Behind a refused batch: wait for it (the retry timer or the re-send in
       // flight drives the held queue).
       this.held.push(batch);
-      this.heldSpans += spansOut.length;
+      this.heldSpans += count;
     } else {
       this.dispatch(batch);
     }
@@ -489,7 +525,7 @@ export class BatchProcessor implements TracesConsumer, Component {
     b.sends++;
     let p: Promise<void>;
     try {
-      p = this.next.consume(b.spans);
+      p = this.signal === 'traces' ? (this.next as TracesConsumer).consume(b.spans) : consumeAs(this.signal, this.next, b.spans);
     } catch (e) {
       p = Promise.reject(e);
     }
@@ -514,7 +550,7 @@ export class BatchProcessor implements TracesConsumer, Component {
     this.release(b);
     if (this.resending === b) {
       this.resending = undefined;
-      this.heldSpans -= b.spans.length;
+      this.heldSpans -= b.count;
     }
     // The next stage takes data again: accept new data, and send the held
     // batches now rather than after the backoff.
@@ -534,7 +570,7 @@ export class BatchProcessor implements TracesConsumer, Component {
   /** The next stage refused a batch (or threw). */
   private onFailed(b: Batch, e: unknown): void {
     this.inflightBatches--;
-    const n = b.spans.length;
+    const n = b.count;
     this.mFailedSpans.inc(n);
     const wasResending = this.resending === b;
     if (wasResending) this.resending = undefined;
@@ -542,7 +578,7 @@ export class BatchProcessor implements TracesConsumer, Component {
     if (isPermanent(e)) {
       this.release(b);
       if (wasResending) this.heldSpans -= n;
-      this.telemetry.drop(this.id, 'export_permanent_error', n);
+      this.telemetry.drop(this.id, 'export_permanent_error', n, this.signal);
       this.logPermanent(e, n);
       // Not a capacity problem: go on with the next held batch at once (a
       // direct batch failing leaves the held queue to its retry timer).
@@ -550,7 +586,7 @@ export class BatchProcessor implements TracesConsumer, Component {
     } else if (this.abandoned) {
       this.release(b);
       if (wasResending) this.heldSpans -= n;
-      this.telemetry.drop(this.id, 'shutdown', n);
+      this.telemetry.drop(this.id, 'shutdown', n, this.signal);
     } else {
       // Retryable: hold it, in cut order, and refuse new data until a send succeeds.
       if (!wasResending) this.heldSpans += n;
@@ -604,7 +640,7 @@ export class BatchProcessor implements TracesConsumer, Component {
   }
 
   private release(b: Batch): void {
-    this.pendingSpans -= b.spans.length;
+    this.pendingSpans -= b.count;
     this.pendingBytes -= b.bytes;
   }
 

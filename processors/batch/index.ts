@@ -1,5 +1,6 @@
 /** Factory for the `batch` processor. */
-import type { ProcessorFactory } from '../../collector/component.js';
+import type { CreateSettings, ProcessorFactory } from '../../collector/component.js';
+import { SIGNALS } from '../../collector/signals.js';
 import { parseDuration } from '../../config/duration.js';
 import { BatchConfigSchema, validateBatchConfig, type BatchConfig } from './config.js';
 import { BatchProcessor, type BatchOptions } from './batcher.js';
@@ -18,17 +19,23 @@ export function batchOptions(c: BatchConfig): BatchOptions {
   };
 }
 
+function deps(settings: CreateSettings) {
+  return { telemetry: settings.telemetry, timers: timersFor(settings.clock), logger: settings.logger, clock: settings.clock };
+}
+
 export const batchProcessorFactory: ProcessorFactory<typeof BatchConfigSchema> = {
   type: 'batch',
   kind: 'processor',
   configSchema: BatchConfigSchema,
   validate: validateBatchConfig,
+  signals: SIGNALS,
   create(settings, config, next) {
-    return new BatchProcessor(settings.id, batchOptions(config), next, {
-      telemetry: settings.telemetry,
-      timers: timersFor(settings.clock),
-      logger: settings.logger,
-      clock: settings.clock,
-    });
+    return new BatchProcessor(settings.id, batchOptions(config), next, deps(settings));
+  },
+  createLogs(settings, config, next) {
+    return new BatchProcessor(settings.id, batchOptions(config), next, deps(settings), 'logs');
+  },
+  createMetrics(settings, config, next) {
+    return new BatchProcessor(settings.id, batchOptions(config), next, deps(settings), 'metrics');
   },
 };

@@ -1,5 +1,6 @@
 /** Factory for the `memory_limiter` processor. */
-import type { ProcessorFactory } from '../../collector/component.js';
+import type { CreateSettings, ProcessorFactory } from '../../collector/component.js';
+import { SIGNALS } from '../../collector/signals.js';
 import { parseDuration } from '../../config/duration.js';
 import { memoryTotal, type CgroupPaths } from './cgroup.js';
 import { MemoryLimiterConfigSchema, validateMemoryLimiterConfig, type MemoryLimiterConfig } from './config.js';
@@ -40,16 +41,23 @@ export function memoryLimiterOptions(c: MemoryLimiterConfig, env?: CgroupPaths &
   };
 }
 
+function deps(settings: CreateSettings) {
+  return { telemetry: settings.telemetry, logger: settings.logger, clock: settings.clock };
+}
+
 export const memoryLimiterProcessorFactory: ProcessorFactory<typeof MemoryLimiterConfigSchema> = {
   type: 'memory_limiter',
   kind: 'processor',
   configSchema: MemoryLimiterConfigSchema,
   validate: validateMemoryLimiterConfig,
+  signals: SIGNALS,
   create(settings, config, next) {
-    return new MemoryLimiter(settings.id, memoryLimiterOptions(config), next, {
-      telemetry: settings.telemetry,
-      logger: settings.logger,
-      clock: settings.clock,
-    });
+    return new MemoryLimiter(settings.id, memoryLimiterOptions(config), next, deps(settings));
+  },
+  createLogs(settings, config, next) {
+    return new MemoryLimiter(settings.id, memoryLimiterOptions(config), next, deps(settings), 'logs');
+  },
+  createMetrics(settings, config, next) {
+    return new MemoryLimiter(settings.id, memoryLimiterOptions(config), next, deps(settings), 'metrics');
   },
 };

@@ -7,7 +7,10 @@
  */
 import type { Logger } from 'pino';
 import type { Clock, Component } from '../../collector/component.js';
-import type { TracesConsumer } from '../../collector/consumer.js';
+import type { LogsConsumer, MetricsConsumer, TracesConsumer } from '../../collector/consumer.js';
+import type { LogRecord } from '../../collector/pdata/logs.js';
+import { countPoints, type Metric } from '../../collector/pdata/metrics.js';
+import { ITEM, type Signal } from '../../collector/signals.js';
 import { MemoryLimitError } from '../../collector/errors.js';
 import type { Span } from '../../collector/pdata/spans.js';
 import type { Telemetry } from '../../collector/telemetry/metrics.js';
@@ -50,11 +53,16 @@ function defaultGc(): (() => void) | null {
   return typeof g === 'function' ? () => g() : null;
 }
 
-export class MemoryLimiter implements TracesConsumer, Component {
+/**
+ * One instance per pipeline (`signal`); every instance measures the same
+ * process, so a logs and a traces pipeline refuse together.
+ */
+export class MemoryLimiter implements TracesConsumer, LogsConsumer, MetricsConsumer, Component {
   readonly mutatesData = false;
 
   private readonly id: string;
   private readonly next: TracesConsumer;
+  private readonly signal: Signal;
   private readonly opts: MemoryLimiterOptions;
   private readonly logger: Logger;
   private readonly clock: Clock;
@@ -77,9 +85,10 @@ export class MemoryLimiter implements TracesConsumer, Component {
   private readonly mState;
   private readonly mGc;
 
-  constructor(id: string, opts: MemoryLimiterOptions, next: TracesConsumer, deps: MemoryLimiterDeps) {
+  constructor(id: string, opts: MemoryLimiterOptions, next: TracesConsumer | LogsConsumer | MetricsConsumer, deps: MemoryLimiterDeps, signal: Signal = 'traces') {
     this.id = id;
-    this.next = next;
+    this.next = next as TracesConsumer;
+    this.signal = signal;
     this.opts = opts;
     this.logger = deps.logger;
     this.clock = deps.clock;
@@ -101,8 +110,8 @@ export class MemoryLimiter implements TracesConsumer, Component {
 
     const t = deps.telemetry;
     const refused = t.counter(
-      'otelcol_processor_refused_spans_total',
-      'Spans a processor refused (the caller was told to retry), by reason.',
+      `otelcol_processor_refused_${ITEM[signal]}_total`,
+      `${signal === 'traces' ? 'Spans' : signal === 'logs' ? 'Log records' : 'Metric data points'} a processor refused (the caller was told to retry), by reason.`,
       ['processor', 'reason'],
     );
     this.mRefusedSoft = refused.labels(id, 'memory_soft_limit');
@@ -161,11 +170,27 @@ export class MemoryLimiter implements TracesConsumer, Component {
   consume(spans: Span[]): Promise<void> {
     const s = this._state;
     if (s === MEMORY_OK) return this.next.consume(spans);
+    return this.refuse(s, spans.length);
+  }
+
+  consumeLogs(records: LogRecord[]): Promise<void> {
+    const s = this._state;
+    if (s === MEMORY_OK) return (this.next as unknown as LogsConsumer).consumeLogs(records);
+    return this.refuse(s, records.length);
+  }
+
+  consumeMetrics(metrics: Metric[]): Promise<void> {
+    const s = this._state;
+    if (s === MEMORY_OK) return (this.next as unknown as MetricsConsumer).consumeMetrics(metrics);
+    return this.refuse(s, countPoints(metrics));
+  }
+
+  private refuse(s: MemoryState, n: number): Promise<void> {
     if (s === MEMORY_SOFT) {
-      this.mRefusedSoft.inc(spans.length);
+      this.mRefusedSoft.inc(n);
       return Promise.reject(this.softError);
     }
-    this.mRefusedHard.inc(spans.length);
+    this.mRefusedHard.inc(n);
     return Promise.reject(this.hardError);
   }
 

@@ -8,7 +8,7 @@
  * names are unique) and names the policy and key in every problem.
  */
 import { Type, type Static } from '@sinclair/typebox';
-import { Duration, parseDuration } from '../../config/duration.js';
+import { Duration, DURATION_PATTERN, parseDuration } from '../../config/duration.js';
 import type { ConfigProblem } from '../../collector/component.js';
 
 /** Policy types that need no sub-policies (usable inside and / not / drop / composite). */
@@ -221,6 +221,50 @@ export const PolicySchema = Type.Object(
   { additionalProperties: false },
 );
 
+const SharedDecisionsCfg = Type.Object(
+  {
+    redis: Type.Object(
+      {
+        endpoint: Type.Optional(
+          Type.String({
+            pattern: '^rediss?://',
+            description: 'redis://host:port (rediss:// for TLS) of a server that speaks the Redis protocol (Redis, Valkey). Exactly one of endpoint and cluster.',
+          }),
+        ),
+        cluster: Type.Optional(
+          Type.Array(Type.String({ pattern: '^[^:/\\s]+:[0-9]{1,5}$', description: 'host:port of a Redis Cluster node.' }), {
+            minItems: 1,
+            description: 'Seed nodes of a Redis Cluster (host:port). Exactly one of endpoint and cluster.',
+          }),
+        ),
+        username: Type.String({ default: '', description: 'ACL user name (optional).' }),
+        password_file: Type.String({ default: '', description: 'File holding the password (read at start, trailing newline removed; never logged). Empty: no password.' }),
+        tls: Type.Object(
+          {
+            enabled: Type.Boolean({ default: false, description: 'TLS for cluster nodes (an endpoint turns TLS on with rediss://).' }),
+            ca_file: Type.String({ default: '', description: 'CA bundle (PEM) to verify the server with. Empty: the system roots.' }),
+            insecure_skip_verify: Type.Boolean({ default: false, description: 'Do not verify the server certificate (testing only).' }),
+          },
+          { additionalProperties: false, default: {} },
+        ),
+        key_prefix: Type.String({ default: 'tsd:', description: 'Prefix of every key: one namespace per cluster or tenant.' }),
+        timeout: Duration('500ms', 'Longest wait for one store round trip (and for connecting); past it the sidecar decides alone.'),
+      },
+      { additionalProperties: false },
+    ),
+    wait: Type.Optional(
+      Type.Union([Type.String({ pattern: DURATION_PATTERN }), Type.Number({ minimum: 0 })], {
+        description: 'How long a trace this sidecar would not keep is held for a peer\'s keep (default: decision_wait). A duration: "30s", "500ms", or a number of milliseconds.',
+      }),
+    ),
+    ttl: Duration('5m', 'How long a keep is remembered in the store.'),
+  },
+  {
+    additionalProperties: false,
+    description: 'Shared tail-sampling decisions across sidecars through a Redis-protocol store: a kept trace is kept by every sidecar that saw part of it (README, "Shared decisions").',
+  },
+);
+
 export const TailSamplingConfigSchema = Type.Object(
   {
     decision_wait: Duration('30s', 'Time from the first span of a trace to its decision.'),
@@ -294,6 +338,7 @@ export const TailSamplingConfigSchema = Type.Object(
     }),
     tick_interval: Duration('100ms', 'Period of the decision ticker (granularity of decision times). Short ticks spread the decision work: each decides a tenth of a second of traces, so the event loop never stalls for a whole second of them.'),
     policies: Type.Array(PolicySchema, { minItems: 1, description: 'Sampling policies; required.' }),
+    shared_decisions: Type.Optional(SharedDecisionsCfg),
   },
   { additionalProperties: false, default: {} },
 );
@@ -347,7 +392,41 @@ export function validateTailSamplingConfig(c: TailSamplingConfig): ConfigProblem
     names.add(p.name);
     validatePolicy(p, path, problems);
   });
+  if (c.shared_decisions !== undefined) validateShared(c.shared_decisions, problems);
   return problems;
+}
+
+function validateShared(sd: NonNullable<TailSamplingConfig['shared_decisions']>, problems: ConfigProblem[]): void {
+  const add = (path: Path, message: string) => problems.push({ path: ['shared_decisions', ...path], message });
+  const r = sd.redis;
+  if ((r.endpoint === undefined) === (r.cluster === undefined)) {
+    add(['redis'], r.endpoint === undefined ? 'one of endpoint (redis://host:port) or cluster ([host:port, ...]) is required' : 'endpoint and cluster are exclusive: set one');
+  }
+  if (r.endpoint !== undefined) {
+    try {
+      const u = new URL(r.endpoint);
+      if (u.hostname === '') add(['redis', 'endpoint'], `endpoint ${JSON.stringify(r.endpoint)} has no host`);
+      if (u.password !== '') add(['redis', 'endpoint'], 'put the password in password_file, not in the endpoint');
+    } catch {
+      add(['redis', 'endpoint'], `endpoint ${JSON.stringify(r.endpoint)} is not a valid URL`);
+    }
+  }
+  if (r.tls.insecure_skip_verify && r.tls.ca_file !== '') add(['redis', 'tls', 'insecure_skip_verify'], 'insecure_skip_verify with a ca_file: the CA would not be used');
+  const ms = (key: string, v: string | number | undefined): number | undefined => {
+    if (v === undefined) return undefined;
+    try {
+      return parseDuration(v);
+    } catch (e) {
+      add(key === 'timeout' ? ['redis', 'timeout'] : [key], (e as Error).message);
+      return undefined;
+    }
+  };
+  const timeout = ms('timeout', r.timeout);
+  const wait = ms('wait', sd.wait);
+  const ttl = ms('ttl', sd.ttl);
+  if (timeout !== undefined && timeout <= 0) add(['redis', 'timeout'], 'timeout must be greater than 0');
+  if (ttl !== undefined && ttl < 1000) add(['ttl'], 'ttl must be at least 1s');
+  if (ttl !== undefined && wait !== undefined && ttl < wait) add(['ttl'], `ttl (${sd.ttl}) must be at least wait (${sd.wait}): a keep must outlive the traces held for it`);
 }
 
 function validatePolicy(p: AnyPolicyConfig, path: Path, problems: ConfigProblem[]): void {

@@ -4,7 +4,8 @@
  * every span that cannot be delivered counted with its reason.
  */
 import type { CreateSettings } from '../../collector/component.js';
-import type { TracesConsumer } from '../../collector/consumer.js';
+import { consumeAs, type LogsConsumer, type TracesConsumer } from '../../collector/consumer.js';
+import type { Signal } from '../../collector/signals.js';
 import { CollectorError } from '../../collector/errors.js';
 import type { Span } from '../../collector/pdata/spans.js';
 import type { DropReason } from '../../collector/telemetry/metrics.js';
@@ -16,6 +17,7 @@ const FORWARD_CHUNK = 8192;
 /** Retries (one per tick) of a batch the next stage refused with a retryable error. */
 export const FORWARD_RETRIES = 5;
 
+/** Spans, or the log records of kept traces (a Forwarder made with signal `logs`). */
 interface RetryEntry {
   spans: Span[];
   attempts: number;
@@ -39,10 +41,11 @@ export class Forwarder {
 
   constructor(
     private readonly settings: CreateSettings,
-    private readonly next: TracesConsumer,
+    private readonly next: TracesConsumer | LogsConsumer,
     private readonly tickMs: number,
     private readonly metrics: TailSamplingMetrics,
     private readonly warnings: TickWarnings,
+    private readonly signal: Signal = 'traces',
   ) {}
 
   get hasRetries(): boolean {
@@ -54,7 +57,8 @@ export class Forwarder {
     const work: Array<Promise<void>> = [];
     for (let i = 0; i < spans.length; i += FORWARD_CHUNK) {
       const chunk = spans.length <= FORWARD_CHUNK ? spans : spans.slice(i, i + FORWARD_CHUNK);
-      const p: Promise<void> = this.next.consume(chunk).then(
+      const sent = this.signal === 'traces' ? (this.next as TracesConsumer).consume(chunk) : consumeAs(this.signal, this.next, chunk);
+      const p: Promise<void> = sent.then(
         () => undefined,
         (err: unknown) => this.onError(chunk, attempts, err),
       );
@@ -68,7 +72,7 @@ export class Forwarder {
   private onError(chunk: Span[], attempts: number, err: unknown): void {
     const retryable = !(err instanceof CollectorError) || err.retryable;
     if (this.warnings.first()) {
-      this.settings.logger.warn({ err: err instanceof Error ? err.message : String(err), retryable }, 'next stage refused kept spans');
+      this.settings.logger.warn({ err: err instanceof Error ? err.message : String(err), retryable, signal: this.signal }, 'next stage refused kept data');
     }
     if (retryable && attempts < FORWARD_RETRIES && !this.stopped) {
       const after = err instanceof CollectorError && err.retryAfterMs !== undefined ? err.retryAfterMs : 0;
@@ -78,7 +82,7 @@ export class Forwarder {
       return;
     }
     const reason: DropReason = this.stopped ? 'shutdown' : retryable ? 'export_retries_exhausted' : 'export_permanent_error';
-    this.settings.telemetry.drop(this.settings.id, reason, chunk.length);
+    this.settings.telemetry.drop(this.settings.id, reason, chunk.length, this.signal);
   }
 
   /** Re-sends the refused batches whose retry time has come. */

@@ -8,10 +8,17 @@
  * the buffer (store.ts, TraceStore), when traces are due (schedule.ts),
  * the disk spill (disk_spill.ts), deciding (decide.ts), stamping kept spans
  * (stamper.ts), the decision cache for late spans (decision_cache.ts),
- * handing spans on with retries (forward.ts) and the metrics (metrics.ts).
+ * handing spans on with retries (forward.ts) and the metrics (metrics.ts);
+ * with `shared_decisions`, the decisions shared with peer sidecars
+ * (peer_decisions.ts over a decision_store.ts store). Log records with a
+ * trace id are held with their trace and follow its decision (logs.ts:
+ * LogHold); the same instance serves a traces and a logs pipeline
+ * (`attachLogs`).
  */
 import type { Component, CreateSettings } from '../../collector/component.js';
-import type { TracesConsumer } from '../../collector/consumer.js';
+import type { LogsConsumer, TracesConsumer } from '../../collector/consumer.js';
+import type { LogRecord } from '../../collector/pdata/logs.js';
+import { LogHold, stampLog } from './logs.js';
 import { RetryableError } from '../../collector/errors.js';
 import type { Span } from '../../collector/pdata/spans.js';
 import { parseDuration } from '../../config/duration.js';
@@ -26,6 +33,8 @@ import { SpanStamper } from './stamper.js';
 import { DecisionCache } from './decision_cache.js';
 import { Forwarder, FORWARD_RETRIES } from './forward.js';
 import { TailSamplingMetrics, TickWarnings, type DecisionReason } from './metrics.js';
+import { earlyKeepCodes, PeerDecisions } from './peer_decisions.js';
+import type { DecisionStore } from './decision_store.js';
 
 export { FORWARD_RETRIES } from './forward.js';
 export { ATTR_POLICY, ATTR_COMPOSITE_POLICY, ATTR_SAMPLE_RATE, ATTR_DRY_RUN_DECISION, ATTR_DRY_RUN_POLICY } from './stamper.js';
@@ -38,9 +47,11 @@ const DECIDE_SLICE_MS = 5;
 export interface TailSamplingDeps {
   /** Replaces the in-memory trace buffer (the disk-spill seam). */
   store?: TraceStore;
+  /** The shared decision store (tests); without it, start() connects the one `shared_decisions.redis` names. */
+  decisionStore?: DecisionStore;
 }
 
-export class TailSamplingProcessor implements Component, TracesConsumer {
+export class TailSamplingProcessor implements Component, TracesConsumer, LogsConsumer {
   readonly mutatesData = true;
 
   private readonly id: string;
@@ -68,6 +79,17 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
   private readonly stamper: SpanStamper;
   private readonly cache: DecisionCache;
   private readonly forwarder: Forwarder;
+  /** Decisions shared with peer sidecars (shared_decisions); undefined when not configured. */
+  private readonly shared: PeerDecisions | undefined;
+  /** Status code -> name of a status_code policy that keeps any trace with a span of that status (shared: published at once). */
+  private readonly earlyCodes: Array<string | undefined> | undefined;
+  private readonly sharedTimeoutMs: number;
+  /** Log records of undecided traces, and where kept ones go (set by attachLogs). */
+  private readonly logs = new LogHold();
+  private logsForwarder: Forwarder | undefined;
+  private logsOut: LogRecord[] = [];
+  /** Log records dropped since the last flush, by reason. */
+  private readonly logDrops = { sampled_out: 0, policy_drop: 0, late_not_sampled: 0 };
 
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -98,6 +120,18 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
     this.stamper = new SpanStamper(cfg.dry_run);
     this.cache = new DecisionCache(cfg.decision_cache.sampled_cache_size, cfg.decision_cache.non_sampled_cache_size);
     this.forwarder = new Forwarder(settings, next, this.tickMs, this.metrics, this.warnings);
+    const sd = cfg.shared_decisions;
+    if (sd !== undefined) {
+      const waitMs = sd.wait !== undefined ? parseDuration(sd.wait) : this.waitMs;
+      const opts = { waitMs, ttlSec: Math.ceil(parseDuration(sd.ttl) / 1000), timeoutMs: parseDuration(sd.redis.timeout), tickMs: this.tickMs };
+      this.shared = new PeerDecisions(settings, opts, deps.decisionStore);
+      this.earlyCodes = earlyKeepCodes(cfg);
+      this.sharedTimeoutMs = opts.timeoutMs;
+    } else {
+      this.shared = undefined;
+      this.earlyCodes = undefined;
+      this.sharedTimeoutMs = 0;
+    }
     if (spills) {
       const opts = {
         directory: dc.directory,
@@ -113,6 +147,21 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
       this.disk = undefined;
       this.relieveAt = this.maxBytes;
     }
+  }
+
+  /**
+   * Makes this instance carry the log records of a logs pipeline too: records
+   * with a trace id wait for their trace's decision, kept ones go to `next`.
+   * Returns the logs pipeline's entry (this instance).
+   */
+  attachLogs(next: LogsConsumer): LogsConsumer {
+    this.logsForwarder = new Forwarder(this.settings, next, this.tickMs, this.metrics, this.warnings, 'logs');
+    return this;
+  }
+
+  /** Memory held: the span buffer and the log records waiting for their traces. */
+  private memBytes(): number {
+    return this.store.bytes + this.logs.bytes;
   }
 
   /** The compiled policies, in evaluation order (tests). */
@@ -142,6 +191,11 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
     if (this.disk?.needsOpen) {
       this.disk.open(true);
       this.updateGauges();
+    }
+    if (this.shared !== undefined && !this.shared.hasStore) {
+      // Only a config with shared_decisions loads the Redis client (its own chunk in the bundle).
+      const { RedisDecisionStore } = await import('./redis_store.js');
+      this.shared.attach(RedisDecisionStore.create(this.cfg.shared_decisions!.redis));
     }
     this.timer = setInterval(() => {
       this.tick().catch((err: unknown) => this.settings.logger.error({ err }, 'tail_sampling tick failed'));
@@ -181,7 +235,8 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
       let t = store.get(id);
       if (t === undefined) {
         const rec = this.cache.get(id);
-        if (rec !== undefined) {
+        // Shared decisions: a late span of a trace this sidecar did not keep starts over, so a peer's later keep can still reach it.
+        if (rec !== undefined && (this.shared === undefined || rec.decision === SAMPLED || rec.decision === DROPPED)) {
           this.metrics.lateAge.observe((now - rec.decidedAt) / 1000);
           if (rec.decision === SAMPLED || this.stamper.dryRun) {
             this.stamper.stamp(span, rec);
@@ -198,6 +253,10 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
         if (rootOnDisk !== undefined) t.hasRoot = rootOnDisk;
         else newTraces++;
       } else store.append(t, span);
+      if (this.earlyCodes !== undefined) {
+        const policy = this.earlyCodes[span.statusCode];
+        if (policy !== undefined) this.shared!.earlyKeep(id, policy);
+      }
       if (!span.hasParent && this.rootWaitMs > 0 && !t.hasRoot) {
         t.hasRoot = true;
         const due = now + this.rootWaitMs;
@@ -212,12 +271,81 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
         this.decide(t, 'too_large', now, out);
       }
     }
-    if (store.traceCount > this.numTraces || store.bytes > this.relieveAt) this.relieve(now, out);
+    if (store.traceCount > this.numTraces || this.memBytes() > this.relieveAt) this.relieve(now, out);
     if (this.metrics.hasDrops) this.metrics.flushDrops();
     if (newTraces > 0) this.metrics.newTraces.inc(newTraces);
     this.metrics.late(lateSampled, lateNotSampled);
     this.updateGauges();
-    if (out.length > 0) await this.forwarder.forward(out);
+    const logs = this.takeLogsOut();
+    if (out.length > 0) await Promise.all([this.forwarder.forward(out), logs]);
+    else await logs;
+  }
+
+  /**
+   * Log records (logs pipeline): a record without a trace id passes through;
+   * one whose trace was decided follows the cached decision (late); any other
+   * waits with its trace, which it starts when none is buffered yet (decided
+   * at decision_wait like any trace, also when no span of it ever comes).
+   */
+  async consumeLogs(records: LogRecord[]): Promise<void> {
+    if (this.stopped) throw new RetryableError(`${this.id}: shutting down`, undefined, 'ERR_SHUTTING_DOWN');
+    const fwd = this.logsForwarder;
+    if (fwd === undefined) throw new RetryableError(`${this.id}: no logs pipeline attached`, this.tickMs);
+    if (this.forwarder.retryBytes + fwd.retryBytes > this.maxBytes / 2) {
+      throw new RetryableError(`${this.id}: the next stage is refusing data; retry later`, this.tickMs);
+    }
+    if (this.full && this.refuseWhenFull && (this.memBytes() > this.maxBytes || this.store.traceCount > this.numTraces)) {
+      throw new RetryableError(`${this.id}: trace buffer is full; retry later`, this.tickMs, 'ERR_QUEUE_FULL');
+    }
+    const now = this.settings.clock.now();
+    const out: Span[] = [];
+    let newTraces = 0;
+    for (let i = 0; i < records.length; i++) {
+      const rec = records[i];
+      const id = rec.traceId;
+      if (id === '') {
+        this.logsOut.push(rec);
+        continue;
+      }
+      if (this.store.get(id) !== undefined || this.disk?.continues(id) !== undefined) {
+        this.logs.hold(rec);
+        continue;
+      }
+      const cached = this.cache.get(id);
+      if (cached !== undefined) {
+        if (cached.decision === SAMPLED || this.stamper.dryRun) {
+          stampLog(rec, cached, this.stamper.dryRun);
+          this.logsOut.push(rec);
+        } else this.logDrops.late_not_sampled++;
+        continue;
+      }
+      const t = this.store.create(id, now);
+      this.schedule.schedule(t, now + this.waitMs, false);
+      newTraces++;
+      this.logs.hold(rec);
+    }
+    if (newTraces > 0) this.metrics.newTraces.inc(newTraces);
+    if (this.store.traceCount > this.numTraces || this.memBytes() > this.relieveAt) this.relieve(now, out);
+    this.flushLogDrops();
+    this.updateGauges();
+    const logs = this.takeLogsOut();
+    if (out.length > 0) await Promise.all([this.forwarder.forward(out), logs]);
+    else await logs;
+  }
+
+  /** Hands the kept and passing log records gathered so far to the logs pipeline. */
+  private takeLogsOut(): Promise<void> {
+    if (this.logsOut.length === 0 || this.logsForwarder === undefined) return Promise.resolve();
+    return this.logsForwarder.forward(this.logsOut.splice(0) as never);
+  }
+
+  private flushLogDrops(): void {
+    const d = this.logDrops;
+    const t = this.settings.telemetry;
+    if (d.sampled_out > 0) t.drop(this.id, 'sampled_out', d.sampled_out, 'logs');
+    if (d.policy_drop > 0) t.drop(this.id, 'policy_drop', d.policy_drop, 'logs');
+    if (d.late_not_sampled > 0) t.drop(this.id, 'late_not_sampled', d.late_not_sampled, 'logs');
+    d.sampled_out = d.policy_drop = d.late_not_sampled = 0;
   }
 
   /**
@@ -242,7 +370,11 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
     }
     if (this.full && this.store.bytes <= this.maxBytes && this.store.traceCount <= this.numTraces) this.full = false;
     if (out.length > 0) work.push(this.forwarder.forward(out));
+    work.push(this.takeLogsOut());
     if (this.forwarder.hasRetries) work.push(this.forwarder.retryDue(now));
+    // Store traffic does not hold the tick up: answers are applied when they arrive (the next tick decides those traces).
+    if (this.shared !== undefined) void this.shared.flush(now);
+    if (this.logsForwarder?.hasRetries) work.push(this.logsForwarder.retryDue(now));
     this.flushMetrics();
     this.updateGauges();
     this.metrics.tickLatency.observe((performance.now() - started) / 1000);
@@ -251,6 +383,7 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
 
   /** The deciding part of a tick: due buckets, then (with disk) due spilled traces and spilling. */
   private async decideTick(now: number, out: Span[], work: Array<Promise<void>>): Promise<void> {
+    if (this.shared !== undefined) this.decideAnswered(now, out);
     const due = this.schedule.takeDue(now);
     if (due.length > 0) await this.decideSliced(due, now, out, work);
     if (this.disk !== undefined) {
@@ -260,7 +393,7 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
         (spans) => work.push(this.forwarder.forward(spans)),
         (t, reason, at, into) => this.decide(t, reason, at, into),
       );
-      if (this.store.traceCount > this.numTraces || this.store.bytes > this.relieveAt) this.relieve(now, out);
+      if (this.store.traceCount > this.numTraces || this.memBytes() > this.relieveAt) this.relieve(now, out);
     }
   }
 
@@ -286,6 +419,14 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
     }
   }
 
+  /** Held traces whose peer answer came in (a keep, none at the deadline, a store failure): decided now. */
+  private decideAnswered(now: number, out: Span[]): void {
+    for (const id of this.shared!.takeReady()) {
+      const t = this.store.get(id) ?? (this.disk?.continues(id) !== undefined ? new PendingTrace(id, now) : undefined);
+      if (t !== undefined && !t.done) this.decide(t, 'decision_wait', now, out);
+    }
+  }
+
   /**
    * Memory is over the high-water mark (or num_traces): spill (with disk),
    * and when that is not enough decide the oldest early, or (when_full:
@@ -294,12 +435,12 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
   private relieve(now: number, out: Span[]): void {
     const store = this.store;
     this.disk?.relieve(now);
-    if (store.traceCount <= this.numTraces && store.bytes <= this.maxBytes) return;
+    if (store.traceCount <= this.numTraces && this.memBytes() <= this.maxBytes) return;
     if (this.refuseWhenFull) {
       this.full = true;
       return;
     }
-    while (store.traceCount > this.numTraces || store.bytes > this.maxBytes) {
+    while (store.traceCount > this.numTraces || this.memBytes() > this.maxBytes) {
       const oldest = store.oldest();
       if (oldest === undefined) break;
       this.metrics.early.buffer_full.inc();
@@ -313,12 +454,36 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
     taken.done = true;
     t.done = true;
     if (this.disk !== undefined) taken = this.disk.whole(taken);
-    const rec = this.decider.decide(taken, now);
+    let rec = (this.shared !== undefined ? this.shared.heldLocal(t.id, taken.spanCount) : undefined) ?? this.decider.decide(taken, now);
+    if (this.shared !== undefined) {
+      const r = this.shared.resolve(t.id, taken.spanCount, taken.bytes, rec, reason, now);
+      if (typeof r === 'number') {
+        // Held for a peer's keep: back into the buffer (its budgets and spill apply) until r or an answer.
+        taken.done = false;
+        this.store.put(taken);
+        this.schedule.schedule(taken, r, false);
+        return;
+      }
+      rec = r;
+    }
     this.metrics.latencyByReason[reason].observe((now - taken.firstMs) / 1000);
     const d = rec.decision;
     this.metrics.decided(d === SAMPLED ? 'sampled' : d === DROPPED ? 'dropped' : 'not_sampled', taken.spans.length);
     this.cache.remember(t.id, rec);
     this.release(taken, rec, out);
+    const logs = this.logs.take(t.id);
+    if (logs !== undefined) this.releaseLogs(logs, rec);
+  }
+
+  /** A decided trace's log records: kept ones stamped and handed on, the others counted as its spans are. */
+  private releaseLogs(logs: LogRecord[], rec: DecisionRecord): void {
+    if (rec.decision === SAMPLED || this.stamper.dryRun) {
+      for (const r of logs) {
+        stampLog(r, rec, this.stamper.dryRun);
+        this.logsOut.push(r);
+      }
+    } else if (rec.decision === DROPPED) this.logDrops.policy_drop += logs.length;
+    else this.logDrops.sampled_out += logs.length;
   }
 
   /** Hands a decided trace's spans on (kept: stamped, into `out`) or counts them as dropped; the store may reuse their memory. */
@@ -371,11 +536,25 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
     } else {
       for (const t of pending) this.decide(t, 'shutdown', now, out);
     }
+    // Records still held belong to traces spilled to disk (decided at the next start) or dropped above:
+    // the spill keeps spans only, so they are counted.
+    let leftLogs = 0;
+    for (const id of this.logs.traceIds()) leftLogs += this.logs.take(id)?.length ?? 0;
+    this.settings.telemetry.drop(this.id, 'shutdown', leftLogs, 'logs');
     this.schedule.clear();
     const work: Array<Promise<void>> = [];
     if (out.length > 0) work.push(this.forwarder.forward(out, FORWARD_RETRIES));
+    if (this.logsOut.length > 0 && this.logsForwarder !== undefined) work.push(this.logsForwarder.forward(this.logsOut.splice(0) as never, FORWARD_RETRIES));
     work.push(this.forwarder.drain());
+    if (this.logsForwarder !== undefined) work.push(this.logsForwarder.drain());
     await Promise.all(work);
+    if (this.shared !== undefined) {
+      // Keeps decided at shutdown still reach peers (bounded by the store timeout), then the connection closes.
+      const flushed = this.shared.flush(this.settings.clock.now());
+      await this.shared.settle(this.sharedTimeoutMs);
+      void flushed;
+      await this.shared.close();
+    }
     this.flushMetrics();
     this.updateGauges();
     this.disk?.close();
@@ -383,12 +562,18 @@ export class TailSamplingProcessor implements Component, TracesConsumer {
 
   private flushMetrics(): void {
     this.metrics.flushDrops();
+    this.flushLogDrops();
     this.decider.flush();
   }
 
   private updateGauges(): void {
-    this.metrics.setMemory(this.store.traceCount, this.store.spanCount, this.store.bytes + this.forwarder.retryBytes);
+    this.metrics.setMemory(
+      this.store.traceCount,
+      this.store.spanCount,
+      this.memBytes() + this.forwarder.retryBytes + (this.logsForwarder?.retryBytes ?? 0),
+    );
     this.disk?.updateGauges();
+    this.shared?.updateGauges();
   }
 }
 

@@ -95,6 +95,8 @@ export interface TraceStore {
   release(buf: Uint8Array, done?: Span): void;
   /** Removes a trace and returns it with all its spans. */
   take(id: string): PendingTrace | undefined;
+  /** Puts a taken trace back, with its spans (a trace held for a peer's decision); `get` must not know its id. */
+  put(t: PendingTrace): void;
   /** The undecided trace that arrived first. */
   oldest(): PendingTrace | undefined;
   /** All undecided traces, oldest first (shutdown). */
@@ -170,6 +172,12 @@ export class MemoryTraceStore implements TraceStore {
     this._bytes -= t.bytes;
     this._spans -= t.spanCount;
     return t;
+  }
+
+  put(t: PendingTrace): void {
+    this.traces.set(t.id, t);
+    this._bytes += t.bytes;
+    this._spans += t.spanCount;
   }
 
   oldest(): PendingTrace | undefined {

@@ -58,6 +58,8 @@ export const HttpSchema = Type.Object(
     endpoint: Type.String({ default: '127.0.0.1:4318', description: 'host:port to listen on.' }),
     max_request_body_size: Type.Integer({ default: 20 * 1024 * 1024, minimum: 1024, description: 'Largest body accepted in bytes, before and after decompression; larger bodies get 413.' }),
     traces_url_path: Type.String({ default: '/v1/traces', pattern: '^/', description: 'URL path for trace exports.' }),
+    logs_url_path: Type.String({ default: '/v1/logs', pattern: '^/', description: 'URL path for log exports (served when a logs pipeline lists the receiver).' }),
+    metrics_url_path: Type.String({ default: '/v1/metrics', pattern: '^/', description: 'URL path for metric exports (served when a metrics pipeline lists the receiver).' }),
     ...Common,
     read_header_timeout: Duration('10s', 'Close a connection whose request headers have not fully arrived this long after the request began (slowloris; 0: never).'),
     read_timeout: Duration('30s', 'Close a connection whose request (headers and body) has not fully arrived this long after it began (0: never).'),

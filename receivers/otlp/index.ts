@@ -28,6 +28,7 @@ export const otlpReceiverFactory: ReceiverFactory<typeof OtlpReceiverSchema> = {
   kind: 'receiver',
   type: 'otlp',
   configSchema: OtlpReceiverSchema,
+  signals: ['traces', 'logs', 'metrics'],
   validate(config) {
     const p = config.protocols;
     if (!p.grpc && !p.http) return [{ path: ['protocols'], message: 'enable at least one protocol (grpc or http)' }];
@@ -43,8 +44,8 @@ export const otlpReceiverFactory: ReceiverFactory<typeof OtlpReceiverSchema> = {
     }
     return problems;
   },
-  create(settings, config, next) {
-    return new OtlpReceiver(settings, config, next);
+  create(settings, config, next, consumers) {
+    return new OtlpReceiver(settings, config, next, { consumers });
   },
 };
 

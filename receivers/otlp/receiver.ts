@@ -1,8 +1,10 @@
 /**
- * The OTLP receiver: gRPC (TraceService/Export) and HTTP (POST /v1/traces,
- * protobuf or JSON, optionally gzip). Both transports scan the request into
- * Span objects (no full decode) and hand them to the next stage; the answer to
- * the client follows the outcome (see status.ts).
+ * The OTLP receiver: gRPC (TraceService/Export, LogsService/Export,
+ * MetricsService/Export) and HTTP (POST /v1/traces, /v1/logs, /v1/metrics,
+ * protobuf or JSON, optionally gzip), for the signals whose pipelines list it
+ * (signals.ts has what differs per signal). Both transports scan the request
+ * into items (no full decode) and hand them to the next stage of their
+ * signal; the answer to the client follows the outcome (see status.ts).
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -11,10 +13,11 @@ import zlib from 'node:zlib';
 import type { Component, CreateSettings } from '../../collector/component.js';
 import { FileWatch } from '../../collector/file-watch.js';
 import { parseDuration } from '../../config/duration.js';
-import type { TracesConsumer } from '../../collector/consumer.js';
-import { scanExportRequest, type ScanResult } from '../../collector/pdata/spans.js';
+import type { SignalConsumers, TracesConsumer } from '../../collector/consumer.js';
 import { WireError } from '../../collector/pdata/wire.js';
-import { scanJsonRequest, encodeRpcStatus } from '../../collector/pdata/otlp-json.js';
+import { encodeRpcStatus } from '../../collector/pdata/otlp-json.js';
+import { ITEM, ITEM_TEXT, type Signal } from '../../collector/signals.js';
+import { ROUTES, type SignalRoute, type SignalScan } from './signals.js';
 import type { Counter } from '../../collector/telemetry/metrics.js';
 import { isLoopback, splitHostPort, type AuthConfig, type GrpcConfig, type HttpConfig, type OtlpReceiverConfig, type ServerTlsConfig } from './config.js';
 import { GrpcCode, UnaryGrpcServer, listenOn, type UnaryCall, type UnaryReply } from './grpc-server.js';
@@ -24,8 +27,6 @@ import { BearerToken } from './auth.js';
 import { answerEarly, DEFAULT_DISCARD, type DiscardBounds } from './early.js';
 import { ConnectionMetrics, countHttpTimeouts, httpServerOptions, trackConnections } from './limits.js';
 import { ServerTlsFiles } from './tls.js';
-
-const EXPORT_PATH = '/opentelemetry.proto.collector.trace.v1.TraceService/Export';
 
 type Transport = 'grpc' | 'http';
 
@@ -39,19 +40,21 @@ class TransportMetrics {
   private readonly reasonChildren = new Map<string, ReturnType<Counter['labels']>>();
   private readonly requestChildren = new Map<string, ReturnType<Counter['labels']>>();
   readonly connections: ConnectionMetrics;
-  constructor(settings: CreateSettings, transport: Transport) {
+  constructor(settings: CreateSettings, transport: Transport, signal: Signal = 'traces', connections?: ConnectionMetrics) {
     const t = settings.telemetry;
     this.receiver = settings.id;
     this.transport = transport;
+    const item = ITEM[signal];
+    const Item = ITEM_TEXT[signal][0].toUpperCase() + ITEM_TEXT[signal].slice(1);
     this.accepted = t
-      .counter('otelcol_receiver_accepted_spans_total', 'Spans the receiver accepted into the pipeline.', ['receiver', 'transport'])
+      .counter(`otelcol_receiver_accepted_${item}_total`, `${Item} the receiver accepted into the pipeline.`, ['receiver', 'transport'])
       .labels(settings.id, transport);
     this.refused = t
-      .counter('otelcol_receiver_refused_spans_total', 'Spans the receiver refused (the client was told).', ['receiver', 'transport'])
+      .counter(`otelcol_receiver_refused_${item}_total`, `${Item} the receiver refused (the client was told).`, ['receiver', 'transport'])
       .labels(settings.id, transport);
     this.refusedByReason = t.counter(
-      'sidecar_receiver_refused_spans_total',
-      'Spans refused at the receiver, by reason (invalid_span, memory_limit, retryable, permanent, malformed, too_large, internal).',
+      `sidecar_receiver_refused_${item}_total`,
+      `${Item} refused at the receiver, by reason (invalid_span / invalid_log_record / invalid_metric, memory_limit, retryable, permanent, malformed, too_large, internal).`,
       ['receiver', 'transport', 'reason'],
     );
     this.refusedRequests = t.counter(
@@ -59,7 +62,7 @@ class TransportMetrics {
       'Requests answered when their headers arrived, before their body was read (so their spans were never counted), by reason: retryable, memory_limit (the pipeline was refusing), unauthenticated.',
       ['receiver', 'transport', 'reason'],
     );
-    this.connections = new ConnectionMetrics(t, settings.id, transport);
+    this.connections = connections ?? new ConnectionMetrics(t, settings.id, transport);
   }
   /** A request refused before its body was read. */
   refuseEarly(reason: RefuseReason | 'unauthenticated'): void {
@@ -70,7 +73,7 @@ class TransportMetrics {
     }
     c.inc();
   }
-  refuse(reason: RefuseReason | 'invalid_span', n: number): void {
+  refuse(reason: RefuseReason | SignalRoute['invalidReason'], n: number): void {
     if (n <= 0) return;
     this.refused.inc(n);
     let c = this.reasonChildren.get(reason);
@@ -91,13 +94,15 @@ interface FrontDoor {
 export class OtlpReceiver implements Component {
   private readonly settings: CreateSettings;
   private readonly config: OtlpReceiverConfig;
-  private readonly next: TracesConsumer;
+  private readonly consumers: SignalConsumers;
+  /** The signals this instance serves (the ones it has a consumer for). */
+  private readonly routes: SignalRoute[];
   private grpcServer: UnaryGrpcServer | undefined;
   private httpServer: http.Server | undefined;
-  private readonly grpcMetrics: TransportMetrics;
-  private readonly httpMetrics: TransportMetrics;
-  /** The pipeline's last refusal, shared by both transports (they feed the same pipeline). */
-  private readonly admission: Admission;
+  private readonly grpcMetrics = new Map<Signal, TransportMetrics>();
+  private readonly httpMetrics = new Map<Signal, TransportMetrics>();
+  /** Per signal, its pipeline's last refusal, shared by both transports (they feed the same pipeline). */
+  private readonly admission = new Map<Signal, Admission>();
   private readonly doors: FrontDoor[] = [];
   private grpcAuth: BearerToken | undefined;
   private httpAuth: BearerToken | undefined;
@@ -107,14 +112,38 @@ export class OtlpReceiver implements Component {
   grpcPort = 0;
   httpPort = 0;
 
-  constructor(settings: CreateSettings, config: OtlpReceiverConfig, next: TracesConsumer, opts: { admission?: Admission; discard?: DiscardBounds } = {}) {
+  /**
+   * `opts.consumers` holds the next stage per signal (the service passes the
+   * signals whose pipelines list this receiver); without it the receiver
+   * serves traces into `next`. `opts.admission` is the traces pipeline's.
+   */
+  constructor(
+    settings: CreateSettings,
+    config: OtlpReceiverConfig,
+    next: TracesConsumer,
+    opts: { admission?: Admission; discard?: DiscardBounds; consumers?: SignalConsumers } = {},
+  ) {
     this.settings = settings;
     this.config = config;
-    this.next = next;
-    this.grpcMetrics = new TransportMetrics(settings, 'grpc');
-    this.httpMetrics = new TransportMetrics(settings, 'http');
-    this.admission = opts.admission ?? new RefusalMemory(settings.clock);
+    this.consumers = opts.consumers ?? { traces: next };
+    this.routes = ROUTES.filter((r) => this.consumers[r.signal] !== undefined);
+    // Connection metrics are per transport, whatever the signal.
+    const grpcConnections = new ConnectionMetrics(settings.telemetry, settings.id, 'grpc');
+    const httpConnections = new ConnectionMetrics(settings.telemetry, settings.id, 'http');
+    for (const r of ROUTES) {
+      this.grpcMetrics.set(r.signal, new TransportMetrics(settings, 'grpc', r.signal, grpcConnections));
+      this.httpMetrics.set(r.signal, new TransportMetrics(settings, 'http', r.signal, httpConnections));
+      this.admission.set(r.signal, r.signal === 'traces' && opts.admission ? opts.admission : new RefusalMemory(settings.clock));
+    }
     this.discard = opts.discard ?? DEFAULT_DISCARD;
+  }
+
+  private gm(signal: Signal): TransportMetrics {
+    return this.grpcMetrics.get(signal)!;
+  }
+
+  private hm(signal: Signal): TransportMetrics {
+    return this.httpMetrics.get(signal)!;
   }
 
   async start(): Promise<void> {
@@ -173,19 +202,20 @@ export class OtlpReceiver implements Component {
    * Hands a scanned request to the pipeline. Resolves with what to answer;
    * never rejects (every failure is an answer to the client).
    */
-  private async deliver(scan: ScanResult, m: TransportMetrics): Promise<{ ok: true } | { ok: false; err: unknown }> {
-    m.refuse('invalid_span', scan.rejected - scan.malformed);
+  private async deliver(route: SignalRoute, scan: SignalScan, m: TransportMetrics): Promise<{ ok: true } | { ok: false; err: unknown }> {
+    m.refuse(route.invalidReason, scan.rejected - scan.malformed);
     m.refuse('malformed', scan.malformed);
-    if (scan.spans.length === 0) return { ok: true };
+    if (scan.items.length === 0) return { ok: true };
+    const admission = this.admission.get(route.signal)!;
     try {
-      await this.next.consume(scan.spans);
-      m.accepted.inc(scan.spans.length);
-      this.admission.accepted();
+      await route.deliver(this.consumers, scan.items);
+      m.accepted.inc(scan.count);
+      admission.accepted();
       return { ok: true };
     } catch (err) {
-      this.admission.refused(err);
+      admission.refused(err);
       const a = answerFor(err);
-      m.refuse(a.reason, scan.spans.length);
+      m.refuse(a.reason, scan.count);
       if (a.reason === 'internal') this.settings.logger.error({ err }, 'pipeline failed on a request');
       return { ok: false, err };
     }
@@ -194,25 +224,28 @@ export class OtlpReceiver implements Component {
   // ------------------------------------------------------------------ gRPC
 
   private async startGrpc(cfg: GrpcConfig): Promise<void> {
-    const m = this.grpcMetrics;
+    const m = this.gm('traces'); // connection metrics are per transport
+    const routeOf = (path: string) => this.routes.find((r) => r.grpcPath === path);
+    const methods: Record<string, (call: UnaryCall) => UnaryReply | Promise<UnaryReply>> = {};
+    for (const r of this.routes) methods[r.grpcPath] = (call) => this.onGrpcExport(r, call);
     let server: UnaryGrpcServer | undefined;
     const door = this.openDoor('grpc', cfg.endpoint, cfg.tls, cfg.auth, (o) => server?.setSecureContext(o));
     this.grpcAuth = door.auth;
     const t = door.tls?.serverOptions();
     server = new UnaryGrpcServer({
-      methods: { [EXPORT_PATH]: (call) => this.onGrpcExport(call) },
+      methods,
       maxRecvBytes: Math.floor(cfg.max_recv_msg_size_mib * 1024 * 1024),
       maxConcurrentStreams: cfg.max_concurrent_streams,
       windowBytes: Math.floor(cfg.window_size_mib * 1024 * 1024),
       tls: t ? { cert: t.cert as Buffer, key: t.key as Buffer, ca: t.ca as Buffer | undefined, requireClientCert: door.tls!.mutual, minVersion: t.minVersion } : undefined,
-      admit: (_path, headers) => this.admitGrpc(headers['authorization']),
+      admit: (path, headers) => this.admitGrpc(routeOf(path)?.signal ?? 'traces', headers['authorization']),
       idleTimeoutMs: parseDuration(cfg.idle_timeout),
       readTimeoutMs: parseDuration(cfg.read_timeout),
       maxConnections: cfg.max_connections,
       connectionMetrics: m.connections,
       // Refused while shutting down is not counted, as on the HTTP side: the client retries.
-      onRefused: (_path, why) => {
-        if (why !== 'unavailable') m.refuse(why, 1);
+      onRefused: (path, why) => {
+        if (why !== 'unavailable') this.gm(routeOf(path)?.signal ?? 'traces').refuse(why, 1);
       },
       onHandlerError: (err) => this.settings.logger.error({ err }, 'unexpected failure answering a gRPC export'),
     });
@@ -224,30 +257,30 @@ export class OtlpReceiver implements Component {
   }
 
   /** At a call's headers: authentication, then the pipeline's standing refusal. */
-  private admitGrpc(authorization: string | undefined): UnaryReply | undefined {
+  private admitGrpc(signal: Signal, authorization: string | undefined): UnaryReply | undefined {
     if (this.grpcAuth !== undefined && !this.grpcAuth.verify(authorization)) {
-      this.grpcMetrics.refuseEarly('unauthenticated');
+      this.gm(signal).refuseEarly('unauthenticated');
       return { code: GrpcCode.UNAUTHENTICATED, message: 'missing or invalid bearer token' };
     }
     if (this.stopped) return undefined;
-    const refusal = this.admission.check();
+    const refusal = this.admission.get(signal)!.check();
     if (refusal === undefined) return undefined;
     const a = answerFor(refusal);
-    this.grpcMetrics.refuseEarly(a.reason);
+    this.gm(signal).refuseEarly(a.reason);
     return { code: a.grpcCode, message: a.message, details: encodeStatusWithRetry(a.grpcCode, a.message, a.retryAfterMs) };
   }
 
-  private onGrpcExport(call: UnaryCall): UnaryReply | Promise<UnaryReply> {
-    const m = this.grpcMetrics;
+  private onGrpcExport(route: SignalRoute, call: UnaryCall): UnaryReply | Promise<UnaryReply> {
+    const m = this.gm(route.signal);
     if (this.stopped) return { code: GrpcCode.UNAVAILABLE, message: 'collector is shutting down' };
-    let scan: ScanResult;
+    let scan: SignalScan;
     try {
-      scan = scanExportRequest(call.message);
+      scan = route.scan(call.message);
     } catch (err) {
       m.refuse('malformed', 1);
-      return { code: GrpcCode.INVALID_ARGUMENT, message: `malformed ExportTraceServiceRequest: ${(err as Error).message}` };
+      return { code: GrpcCode.INVALID_ARGUMENT, message: `malformed ${route.requestType}: ${(err as Error).message}` };
     }
-    return this.deliver(scan, m).then((res): UnaryReply => {
+    return this.deliver(route, scan, m).then((res): UnaryReply => {
       if (res.ok) return { code: GrpcCode.OK, body: encodeExportResponse(scan.rejected, scan.rejectReason) };
       const a = answerFor(res.err);
       return {
@@ -261,7 +294,7 @@ export class OtlpReceiver implements Component {
   // ------------------------------------------------------------------ HTTP
 
   private async startHttp(cfg: HttpConfig): Promise<void> {
-    const m = this.httpMetrics;
+    const m = this.hm('traces'); // connection metrics are per transport
     let server: http.Server | undefined;
     const door = this.openDoor('http', cfg.endpoint, cfg.tls, cfg.auth, (o) => (server as https.Server | undefined)?.setSecureContext(o));
     this.httpAuth = door.auth;
@@ -310,18 +343,20 @@ export class OtlpReceiver implements Component {
   private early(req: http.IncomingMessage, res: http.ServerResponse, status: number, message: string, replyType: string, close: boolean, headers: Record<string, string> = {}): void {
     const json = replyType === 'application/json';
     const body = json ? JSON.stringify({ code: grpcCodeForHttp(status), message }) : encodeRpcStatus(grpcCodeForHttp(status), message);
-    answerEarly(req, res, status, { ...headers, 'Content-Type': json ? 'application/json' : 'application/x-protobuf' }, body, close, this.discard, this.httpMetrics.connections);
+    answerEarly(req, res, status, { ...headers, 'Content-Type': json ? 'application/json' : 'application/x-protobuf' }, body, close, this.discard, this.hm('traces').connections);
   }
 
   private onHttpRequest(cfg: HttpConfig, req: http.IncomingMessage, res: http.ServerResponse, expectsContinue: boolean): void {
-    const m = this.httpMetrics;
     const path = (req.url ?? '').split('?')[0];
     const ctype = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
     const isJson = ctype === 'application/json';
     const replyType = isJson ? 'application/json' : 'application/x-protobuf';
-    if (path !== cfg.traces_url_path) {
-      return this.early(req, res, 404, `unknown path ${path}; traces are accepted at ${cfg.traces_url_path}`, replyType, false);
+    const route = this.routes.find((r) => r.httpPath(cfg) === path);
+    if (route === undefined) {
+      const served = this.routes.map((r) => `${r.signal} at ${r.httpPath(cfg)}`).join(', ');
+      return this.early(req, res, 404, `unknown path ${path}; this receiver accepts ${served}`, replyType, false);
     }
+    const m = this.hm(route.signal);
     if (req.method !== 'POST') {
       return this.early(req, res, 405, `method ${req.method} not allowed; use POST`, replyType, false, { Allow: 'POST' });
     }
@@ -345,7 +380,7 @@ export class OtlpReceiver implements Component {
       m.refuse('too_large', 1);
       return this.early(req, res, 413, `request body of ${declared} bytes exceeds the limit of ${limit} bytes`, replyType, true);
     }
-    const refusal = this.admission.check();
+    const refusal = this.admission.get(route.signal)!.check();
     if (refusal !== undefined) {
       const a = answerFor(refusal);
       m.refuseEarly(a.reason);
@@ -382,27 +417,31 @@ export class OtlpReceiver implements Component {
             if (big) res.setHeader('Connection', 'close');
             return sendStatus(res, big ? 413 : 400, big ? `decompressed body exceeds the limit of ${limit} bytes` : `invalid gzip body: ${err.message}`, replyType);
           }
-          this.handleHttpBody(out, isJson, replyType, res);
+          this.handleHttpBody(route, out, isJson, replyType, res);
         });
-      } else this.handleHttpBody(body, isJson, replyType, res);
+      } else this.handleHttpBody(route, body, isJson, replyType, res);
     });
   }
 
-  private handleHttpBody(body: Buffer, isJson: boolean, replyType: string, res: http.ServerResponse): void {
-    const m = this.httpMetrics;
-    let scan: ScanResult;
+  private handleHttpBody(route: SignalRoute, body: Buffer, isJson: boolean, replyType: string, res: http.ServerResponse): void {
+    const m = this.hm(route.signal);
+    let scan: SignalScan;
     try {
-      scan = isJson ? scanJsonRequest(body) : scanExportRequest(body);
+      scan = isJson ? route.scanJson(body) : route.scan(body);
     } catch (err) {
       m.refuse('malformed', 1);
       const msg = err instanceof WireError ? err.message : String(err);
-      return sendStatus(res, 400, `malformed ExportTraceServiceRequest: ${msg}`, replyType);
+      return sendStatus(res, 400, `malformed ${route.requestType}: ${msg}`, replyType);
     }
-    this.deliver(scan, m).then((r) => {
+    this.deliver(route, scan, m).then((r) => {
       if (r.ok) {
         res.statusCode = 200;
         res.setHeader('Content-Type', replyType);
-        res.end(isJson ? exportResponseJson(scan.rejected, scan.rejectReason) : encodeExportResponse(scan.rejected, scan.rejectReason));
+        res.end(
+          isJson
+            ? exportResponseJson(scan.rejected, scan.rejectReason, route.rejectedJsonKey)
+            : encodeExportResponse(scan.rejected, scan.rejectReason),
+        );
         return;
       }
       const a = answerFor(r.err);

@@ -76,7 +76,7 @@ export function encodeStatusWithRetry(code: number, message: string, retryAfterM
   return Buffer.from(w.finish());
 }
 
-/** ExportTraceServiceResponse, with partial_success when spans were rejected. */
+/** An export response (the same bytes for all three signals), with partial_success when items were rejected. */
 export function encodeExportResponse(rejected: number, message: string): Uint8Array {
   if (rejected === 0) return EMPTY;
   const w = new WireWriter(64 + message.length);
@@ -88,9 +88,10 @@ export function encodeExportResponse(rejected: number, message: string): Uint8Ar
   return w.finish().slice();
 }
 
-export function exportResponseJson(rejected: number, message: string): string {
+/** The OTLP/JSON export response; `key` names the count (rejectedSpans, rejectedLogRecords, rejectedDataPoints). */
+export function exportResponseJson(rejected: number, message: string, key = 'rejectedSpans'): string {
   if (rejected === 0) return '{}';
-  return JSON.stringify({ partialSuccess: { rejectedSpans: String(rejected), errorMessage: message } });
+  return JSON.stringify({ partialSuccess: { [key]: String(rejected), errorMessage: message } });
 }
 
 const EMPTY = new Uint8Array(0);

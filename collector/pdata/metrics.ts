@@ -1,0 +1,145 @@
+/**
+ * The metric model (pmetric's counterpart): a metric is kept as its encoded
+ * Metric bytes plus a small index (name, type, data point count), under the
+ * same shared resource and scope headers as spans and log records. Data
+ * points are the counted item (as the Collector counts "metric points"); a
+ * metric is the unit that moves through the pipeline, so its points stay
+ * together. Unknown fields are carried byte for byte; exporting re-frames
+ * (encode.ts).
+ */
+import { isUtf8 } from 'node:buffer';
+import { WireReader, WIRE_LEN, WIRE_VARINT } from './wire.js';
+import type { ScopeRef } from './spans.js';
+import { EncodedItem, scanFramed, type FramedScan } from './scan.js';
+import { checkKeyValue } from './anycheck.js';
+
+export type MetricType = 'gauge' | 'sum' | 'histogram' | 'exponential_histogram' | 'summary' | 'empty';
+
+/** Metric field number -> its data type (opentelemetry-proto metrics/v1). */
+export const METRIC_DATA_FIELDS: Readonly<Record<number, MetricType>> = {
+  5: 'gauge',
+  7: 'sum',
+  9: 'histogram',
+  10: 'exponential_histogram',
+  11: 'summary',
+};
+
+/** Field number of `attributes` in each data point message. */
+export const POINT_ATTRIBUTES_FIELD: Readonly<Record<Exclude<MetricType, 'empty'>, number>> = {
+  gauge: 7,
+  sum: 7,
+  histogram: 9,
+  exponential_histogram: 1,
+  summary: 7,
+};
+
+export class Metric extends EncodedItem {
+  name: string;
+  type: MetricType;
+  /** Number of data points (the item the pipeline counts). */
+  points: number;
+
+  constructor(buf: Uint8Array, off: number, len: number, scope: ScopeRef) {
+    super(buf, off, len, scope);
+    this.name = '';
+    this.type = 'empty';
+    this.points = 0;
+  }
+}
+
+export type MetricsScan = FramedScan<Metric> & {
+  /** Data points of the accepted metrics. */
+  points: number;
+  /** Data points of the rejected metrics (what partial_success.rejected_data_points reports). */
+  rejectedPoints: number;
+};
+
+/**
+ * Scans an ExportMetricsServiceRequest. Throws WireError when the bytes are
+ * not well-formed; an invalid metric (bad UTF-8, wrong wire types, an
+ * attribute that is not a valid KeyValue) is rejected whole.
+ */
+export function scanMetricsRequest(input: Uint8Array): MetricsScan {
+  let rejectedPoints = 0;
+  const scan = scanFramed<Metric>(input, (buf, off, len, scope) => {
+    const m = new Metric(buf, off, len, scope);
+    const p = indexMetric(m);
+    if (p === undefined) return m;
+    rejectedPoints += Math.max(1, m.points);
+    return p;
+  });
+  let points = 0;
+  for (const m of scan.items) points += m.points;
+  return Object.assign(scan, { points, rejectedPoints });
+}
+
+/** Total data points of a batch of metrics. */
+export function countPoints(metrics: readonly Metric[]): number {
+  let n = 0;
+  for (let i = 0; i < metrics.length; i++) n += metrics[i].points;
+  return n;
+}
+
+/** Fills a metric's index; returns a reason when it is invalid. */
+export function indexMetric(m: Metric): string | undefined {
+  const buf = m.buf;
+  const r = new WireReader(buf, m.off, m.off + m.len);
+  while (!r.done()) {
+    const tag = r.uint32();
+    const f = tag >>> 3;
+    const type = METRIC_DATA_FIELDS[f];
+    if (type !== undefined) {
+      if ((tag & 7) !== WIRE_LEN) return `invalid metric: field ${f} has wire type ${tag & 7}`;
+      const e = r.lenEnd();
+      if (m.type !== 'empty') return `invalid metric "${m.name}": more than one data field`;
+      m.type = type;
+      const p = indexData(m, type as Exclude<MetricType, 'empty'>, r.pos, e);
+      if (p !== undefined) return `invalid metric "${m.name}": ${p}`;
+      r.pos = e;
+    } else if (f === 1 || f === 2 || f === 3) {
+      if ((tag & 7) !== WIRE_LEN) return `invalid metric: field ${f} has wire type ${tag & 7}`;
+      const e = r.lenEnd();
+      if (!isUtf8(buf.subarray(r.pos, e))) return `invalid metric: field ${f} is not valid UTF-8`;
+      if (f === 1) m.name = buf instanceof Buffer ? buf.toString('utf8', r.pos, e) : Buffer.from(buf.subarray(r.pos, e)).toString('utf8');
+      r.pos = e;
+    } else if (f === 12) {
+      if ((tag & 7) !== WIRE_LEN) return `invalid metric: field 12 has wire type ${tag & 7}`;
+      const e = r.lenEnd();
+      const p = checkKeyValue(buf, r.pos, e);
+      if (p !== undefined) return `invalid metric metadata: ${p}`;
+      r.pos = e;
+    } else r.skip(tag & 7);
+  }
+  return undefined;
+}
+
+/** Counts the data points of a Gauge/Sum/Histogram/... message and checks their attributes. */
+function indexData(m: Metric, type: Exclude<MetricType, 'empty'>, start: number, end: number): string | undefined {
+  const buf = m.buf;
+  const attrField = POINT_ATTRIBUTES_FIELD[type];
+  const r = new WireReader(buf, start, end);
+  while (!r.done()) {
+    const tag = r.uint32();
+    if (tag >>> 3 === 1) {
+      if ((tag & 7) !== WIRE_LEN) return `data point has wire type ${tag & 7}`;
+      const e = r.lenEnd();
+      const pr = new WireReader(buf, r.pos, e);
+      while (!pr.done()) {
+        const pt = pr.uint32();
+        if (pt >>> 3 === attrField) {
+          if ((pt & 7) !== WIRE_LEN) return `data point attributes have wire type ${pt & 7}`;
+          const ae = pr.lenEnd();
+          const p = checkKeyValue(buf, pr.pos, ae);
+          if (p !== undefined) return `data point attribute: ${p}`;
+          pr.pos = ae;
+        } else pr.skip(pt & 7);
+      }
+      m.points++;
+      r.pos = e;
+    } else if (tag >>> 3 === 2 || tag >>> 3 === 3) {
+      if ((tag & 7) !== WIRE_VARINT) return `field ${tag >>> 3} has wire type ${tag & 7}`;
+      r.skip(WIRE_VARINT);
+    } else r.skip(tag & 7);
+  }
+  return undefined;
+}

@@ -1,0 +1,105 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HAVE_REDIS, TestRedis, DelayProxy } from '../../test/redis.js';
+import { RedisDecisionStore } from './redis_store.js';
+import { DecisionStoreError } from './decision_store.js';
+import { withDefaults } from '../../config/defaults.js';
+import { TailSamplingConfigSchema, type TailSamplingConfig } from './config.js';
+
+const cfg = (redis: Record<string, unknown>) =>
+  (withDefaults(TailSamplingConfigSchema, { policies: [{ name: 'a', type: 'always_sample' }], shared_decisions: { redis } }) as TailSamplingConfig).shared_decisions!.redis;
+
+describe.skipIf(!HAVE_REDIS)('RedisDecisionStore against redis-server', () => {
+  let redis: TestRedis;
+  const stores: RedisDecisionStore[] = [];
+  beforeAll(async () => {
+    redis = await TestRedis.start();
+  });
+  afterAll(async () => {
+    for (const s of stores) await s.close();
+    await redis.stop();
+  });
+  const open = (extra: Record<string, unknown> = {}) => {
+    const s = RedisDecisionStore.create(cfg({ endpoint: redis.url, key_prefix: 't1:', ...extra }));
+    stores.push(s);
+    return s;
+  };
+
+  it('writes keeps once (NX) with a TTL and reads many in one round trip', async () => {
+    const s = open();
+    const ids = Array.from({ length: 2500 }, (_, i) => i.toString(16).padStart(32, '0'));
+    await s.publish([{ traceId: ids[0], value: 'first' }], 60);
+    await s.publish(
+      ids.slice(0, 1200).map((traceId) => ({ traceId, value: 'second' })),
+      60,
+    );
+    expect(s.lastRoundTrips).toBe(1);
+    const got = await s.read(ids);
+    expect(s.lastRoundTrips).toBe(1);
+    expect(got[0]).toBe('first'); // NX: the first keeper's value stays
+    expect(got[1]).toBe('second');
+    expect(got.slice(1200).every((v) => v === null)).toBe(true);
+    const ttl = Number((await redis.command('TTL', 't1:' + ids[5])).slice(1));
+    expect(ttl).toBeGreaterThan(50);
+    expect(ttl).toBeLessThanOrEqual(60);
+    expect(await redis.command('DBSIZE')).toBe(':1200');
+  });
+
+  it('fails fast (typed) while the server is down, and works again once it is back, without a new client', async () => {
+    const s = open();
+    await s.read(['aa']); // connected
+    await redis.stop();
+    const err = await s.read(['aa']).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DecisionStoreError);
+    expect(['connection', 'timeout']).toContain((err as DecisionStoreError).kind);
+    await redis.resume();
+    let ok = false;
+    for (let i = 0; i < 50 && !ok; i++) {
+      ok = await s.read(['aa']).then(
+        () => true,
+        () => false,
+      );
+      if (!ok) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(ok).toBe(true);
+  });
+
+  it('a slow server: a command fails as a timeout after `timeout`', async () => {
+    const proxy = await DelayProxy.start(redis.port);
+    try {
+      const s = open({ endpoint: `redis://127.0.0.1:${proxy.port}`, timeout: '200ms' });
+      await s.read(['bb']);
+      proxy.delayMs = 1000;
+      const t0 = performance.now();
+      const err = await s.read(['bb']).catch((e: unknown) => e);
+      expect((err as DecisionStoreError).kind).toBe('timeout');
+      expect(performance.now() - t0).toBeLessThan(900);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('a password from password_file: the right one works, a wrong one is a typed refusal', async () => {
+    const fs = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const locked = await TestRedis.start(['--requirepass', 's3cret']);
+    try {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsd-'));
+      fs.writeFileSync(path.join(dir, 'good'), 's3cret\n');
+      fs.writeFileSync(path.join(dir, 'bad'), 'wrong\n');
+      const good = RedisDecisionStore.create(cfg({ endpoint: locked.url, password_file: path.join(dir, 'good') }));
+      const bad = RedisDecisionStore.create(cfg({ endpoint: locked.url, password_file: path.join(dir, 'bad'), timeout: '300ms' }));
+      stores.push(good, bad);
+      expect(await good.read(['dd'])).toEqual([null]);
+      const err = await bad.read(['dd']).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(DecisionStoreError);
+      expect(String((err as Error).message)).not.toContain('wrong');
+    } finally {
+      await locked.stop();
+    }
+  });
+
+  it('a missing password_file fails at creation with the key named', () => {
+    expect(() => RedisDecisionStore.create(cfg({ endpoint: redis.url, password_file: '/nonexistent/pw' }))).toThrow(/shared_decisions\.redis\.password_file: cannot read/);
+  });
+});
