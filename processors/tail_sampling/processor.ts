@@ -133,7 +133,14 @@ export class TailSamplingProcessor implements Component, TracesConsumer, LogsCon
       this.sharedTimeoutMs = 0;
     }
     if (spills) {
-      const opts = { directory: dc.directory, maxBytes: dc.max_bytes, sync: dc.sync, memoryMaxBytes: this.maxBytes, numTraces: this.numTraces };
+      const opts = {
+        directory: dc.directory,
+        maxBytes: dc.max_bytes,
+        sync: dc.sync,
+        memoryMaxBytes: this.maxBytes,
+        numTraces: this.numTraces,
+        restoreGraceMs: parseDuration(dc.restore_grace),
+      };
       this.disk = new DiskSpill(settings, opts, this.store, this.schedule, this.warnings);
       this.relieveAt = this.disk.relieveAt;
     } else {
