@@ -219,9 +219,13 @@ export interface MeshRun {
     keysPer1kSpansPerSidecar: number;
     roundTrips: number;
     redisCpuPercent: number;
+    /** Time Redis spent executing the commands (INFO commandstats usec), per 1,000 accepted spans: no network I/O. */
+    redisCommandUsPer1kSpans: number;
     keysInRedis: number;
     withoutStore: number;
     learned: number;
+    /** Mean time a held trace waited until a peer's keep was learned (s). */
+    peerWaitMeanS: number;
   };
   heldBytes: { avg: number; max: number };
   heldTraces: { max: number };
@@ -252,16 +256,20 @@ function parseInfo(text: string): Record<string, string> {
   return out;
 }
 
-async function redisCounters(r: RedisServer): Promise<{ cpu: number; calls: Record<string, number> }> {
+async function redisCounters(r: RedisServer): Promise<{ cpu: number; calls: Record<string, number>; usec: Record<string, number> }> {
   const cpu = parseInfo(await r.command('INFO', 'cpu'));
   const stats = parseInfo(await r.command('INFO', 'commandstats'));
   const calls: Record<string, number> = {};
+  const usec: Record<string, number> = {};
   for (const [k, v] of Object.entries(stats)) {
     if (!k.startsWith('cmdstat_')) continue;
-    const m = /calls=(\d+)/.exec(v);
-    if (m) calls[k.slice(8)] = Number(m[1]);
+    const m = /calls=(\d+),usec=(\d+)/.exec(v);
+    if (m) {
+      calls[k.slice(8)] = Number(m[1]);
+      usec[k.slice(8)] = Number(m[2]);
+    }
   }
-  return { cpu: Number(cpu.used_cpu_sys) + Number(cpu.used_cpu_user), calls };
+  return { cpu: Number(cpu.used_cpu_sys) + Number(cpu.used_cpu_user), calls, usec };
 }
 
 async function scrapeAll(sidecars: MeshSidecar[]): Promise<Metrics[]> {
@@ -436,6 +444,8 @@ async function runMeshOnce(
         if (d > 0) commands[k] = d;
       }
       const total = Object.values(commands).reduce((a, b) => a + b, 0);
+      let usec = 0;
+      for (const k of Object.keys(commands)) usec += (after.usec[k] ?? 0) - (before.usec[k] ?? 0);
       const keysWritten = ms.reduce((n, m) => n + m.sum(P + 'shared_store_keys_total', { op: 'write' }), 0);
       const keysRead = ms.reduce((n, m) => n + m.sum(P + 'shared_store_keys_total', { op: 'read' }), 0);
       run.store = {
@@ -447,9 +457,11 @@ async function runMeshOnce(
         keysPer1kSpansPerSidecar: ((keysWritten + keysRead) * 1000) / Math.max(1, accepted) / sidecars.length,
         roundTrips: ms.reduce((n, m) => n + m.sum(P + 'shared_store_round_trips_total'), 0),
         redisCpuPercent: ((after.cpu - before.cpu) / (trafficMs / 1000)) * 100,
+        redisCommandUsPer1kSpans: (usec * 1000) / Math.max(1, accepted),
         keysInRedis,
         withoutStore: ms.reduce((n, m) => n + m.sum(P + 'shared_decisions_without_store_total'), 0),
         learned: ms.reduce((n, m) => n + m.sum(P + 'shared_keeps_learned_total'), 0),
+        peerWaitMeanS: ms.reduce((n, m) => n + m.sum(P + 'shared_peer_wait_seconds_sum'), 0) / Math.max(1, ms.reduce((n, m) => n + m.sum(P + 'shared_peer_wait_seconds_count'), 0)),
       };
     }
     return run;
@@ -480,8 +492,10 @@ export function meshTable(r: MeshReport): string {
   add('store commands', (x) => (x.store ? Object.entries(x.store.commands).map(([k, v]) => `${k}=${num(v)}`).join(' ') : '-'));
   add('keys written / read / in Redis', (x) => (x.store ? `${num(x.store.keysWritten)} / ${num(x.store.keysRead)} / ${num(x.store.keysInRedis)}` : '-'));
   add('keeps learned from peers', (x) => (x.store ? num(x.store.learned) : '-'));
+  add('mean wait for a peer\'s keep (s)', (x) => (x.store ? x.store.peerWaitMeanS.toFixed(2) : '-'));
   add('decided without the store', (x) => (x.store ? num(x.store.withoutStore) : '-'));
-  add('Redis CPU % of a core', (x) => (x.store ? x.store.redisCpuPercent.toFixed(2) : '-'));
+  add('Redis CPU % of a core (whole process, over the traffic)', (x) => (x.store ? x.store.redisCpuPercent.toFixed(2) : '-'));
+  add('Redis command time µs / 1k spans', (x) => (x.store ? x.store.redisCommandUsPer1kSpans.toFixed(1) : '-'));
   add('bytes held for peers avg / max (all sidecars)', (x) => `${num(x.heldBytes.avg / 1024)} / ${num(x.heldBytes.max / 1024)} KiB`);
   add('traces held max (all sidecars)', (x) => num(x.heldTraces.max));
   add('CPU % of a core: sum / per sidecar avg / max', (x) => `${x.cpu.sumAvg.toFixed(1)} / ${x.cpu.perSidecarAvg.toFixed(2)} / ${x.cpu.perSidecarMax.toFixed(2)}`);

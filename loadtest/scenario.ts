@@ -182,7 +182,7 @@ export function parseScenario(text: string, file = '<inline>'): Scenario {
   const b = tr.bursts as Obj | undefined;
   if (b) known(b, ['every', 'length', 'rate'], `${file}: traffic.bursts`);
   const retry = (tr.retry ?? {}) as Obj;
-  known(retry, ['initial', 'max', 'multiplier', 'max_attempts'], `${file}: traffic.retry`);
+  known(retry, ['initial', 'max', 'multiplier', 'max_attempts', 'ignore_hints'], `${file}: traffic.retry`);
   const traffic: TrafficConfig = {
     rate: num(tr.rate, `${file}: traffic.rate`, 1000),
     duration_ms: duration,
@@ -201,6 +201,7 @@ export function parseScenario(text: string, file = '<inline>'): Scenario {
       max_ms: dur(retry.max, 'traffic.retry.max', 5000),
       multiplier: num(retry.multiplier, 'traffic.retry.multiplier', 2),
       max_attempts: num(retry.max_attempts, 'traffic.retry.max_attempts', 8),
+      ignore_hints: retry.ignore_hints === true,
     },
     timeout_ms: dur(tr.timeout, 'traffic.timeout', 10_000),
     shape: withShapeDefaults(tr.shape as Obj | undefined),
