@@ -91,13 +91,21 @@ export interface MeshSpec {
   shared: Obj;
   /** Also run the same traffic without shared_decisions (default true). */
   baseline: boolean;
+  /**
+   * Also run it as a sampling tier (issue 15): the sidecars only batch and
+   * route by trace id (`loadbalancing`) to this many tier processes, which
+   * run the scenario's pipeline (tail_sampling included) to the sink. 0: no.
+   */
+  tier: number;
 }
 
 function parseMesh(v: unknown, where: string): MeshSpec | undefined {
   if (v === undefined) return undefined;
   const o = (v ?? {}) as Obj;
-  known(o, ['shared', 'baseline'], `${where}: mesh`);
-  return { shared: (o.shared ?? {}) as Obj, baseline: o.baseline !== false };
+  known(o, ['shared', 'baseline', 'tier'], `${where}: mesh`);
+  const tier = o.tier === undefined ? 0 : Number((o.tier as Obj).instances ?? 2);
+  if (!Number.isInteger(tier) || tier < 0) throw new Error(`${where}: mesh.tier.instances must be a whole number`);
+  return { shared: (o.shared ?? {}) as Obj, baseline: o.baseline !== false, tier };
 }
 
 /** Repository root (this file is loadtest/scenario.ts or dist/loadtest/scenario.js). */
@@ -174,7 +182,7 @@ export function parseScenario(text: string, file = '<inline>'): Scenario {
   const b = tr.bursts as Obj | undefined;
   if (b) known(b, ['every', 'length', 'rate'], `${file}: traffic.bursts`);
   const retry = (tr.retry ?? {}) as Obj;
-  known(retry, ['initial', 'max', 'multiplier', 'max_attempts'], `${file}: traffic.retry`);
+  known(retry, ['initial', 'max', 'multiplier', 'max_attempts', 'ignore_hints'], `${file}: traffic.retry`);
   const traffic: TrafficConfig = {
     rate: num(tr.rate, `${file}: traffic.rate`, 1000),
     duration_ms: duration,
@@ -193,6 +201,7 @@ export function parseScenario(text: string, file = '<inline>'): Scenario {
       max_ms: dur(retry.max, 'traffic.retry.max', 5000),
       multiplier: num(retry.multiplier, 'traffic.retry.multiplier', 2),
       max_attempts: num(retry.max_attempts, 'traffic.retry.max_attempts', 8),
+      ignore_hints: retry.ignore_hints === true,
     },
     timeout_ms: dur(tr.timeout, 'traffic.timeout', 10_000),
     shape: withShapeDefaults(tr.shape as Obj | undefined),

@@ -66,6 +66,8 @@ interface Backend {
 }
 
 const EMPTY_REQUEST: ExportRequest = { bytes: new Uint8Array(0), spans: 0 };
+/** How long consume() keeps offering the refused part of a batch whose other parts were taken. */
+const PARTIAL_RETRY_MS = 5000;
 
 export class LoadBalancingExporter implements Component, TracesConsumer {
   readonly mutatesData = false;
@@ -180,7 +182,19 @@ export class LoadBalancingExporter implements Component, TracesConsumer {
   async consume(spans: Span[]): Promise<void> {
     if (spans.length === 0) return;
     if (this.stopping) throw new CollectorError('ERR_SHUTTING_DOWN', `exporter ${this.id} is shutting down`, true, 1000);
-    const refused = await this.deliver(spans);
+    let refused = await this.deliver(spans);
+    if (refused === undefined || refused.spans.length === spans.length) {
+      if (refused !== undefined) throw refused.error; // nothing was taken: the caller re-sends, nothing twice
+      return;
+    }
+    // Some backends took their part and another refused (its queue is full): a refusal now would make
+    // the caller re-send the parts already taken (duplicates; contrib #47600). Keep offering the rest,
+    // routed over the current ring, for up to PARTIAL_RETRY_MS first.
+    const deadline = this.clock.now() + PARTIAL_RETRY_MS;
+    while (refused !== undefined && !this.stopping && this.clock.now() < deadline) {
+      await this.sleep(Math.min(PARTIAL_RETRY_MS / 10, refused.error.retryAfterMs ?? 100));
+      refused = await this.deliver(refused.spans);
+    }
     if (refused !== undefined) throw refused.error;
   }
 

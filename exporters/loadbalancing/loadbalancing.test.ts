@@ -194,6 +194,30 @@ describe('loadbalancing exporter', () => {
     expect(await dropped()).toBe(0);
   });
 
+  it('when one backend\'s queue is full and the others took their part, the rest waits for room instead of a refusal that would duplicate', async () => {
+    const bs = await backends(2);
+    const eps = bs.map((x) => x.b.grpcEndpoint);
+    const { lb, dropped } = await makeLb(eps, {}, { sending_queue: { queue_size: 1, num_consumers: 1 } });
+    const slow = bs[0];
+    await slow.b.setMode({ kind: 'slow', delayMs: 150 });
+    const all = traces(40, 1);
+    const mine = (t: Span[][]) => t.filter((x) => lb.endpointForTraceId(x[0].traceId) === slow.b.grpcEndpoint);
+    // Three batches in a row: the slow backend holds one in flight and one queued, so the third
+    // finds its queue full while the other backend takes its part at once.
+    await lb.consume(all.slice(0, 10).flat());
+    await lb.consume(all.slice(10, 20).flat());
+    const fast = bs[1];
+    const fastShare = (t: Span[][]) => t.length - mine(t).length;
+    await waitFor(() => fast.b.stats.acceptedSpans === fastShare(all.slice(0, 20)));
+    const t0 = Date.now();
+    await lb.consume(all.slice(20, 40).flat());
+    expect(Date.now() - t0).toBeGreaterThan(50); // it waited for room
+    await waitFor(() => total(bs) === 40);
+    expect(slow.b.stats.acceptedSpans).toBe(mine(all).length);
+    expect(bs.reduce((a, x) => a + x.b.stats.duplicateSpans, 0)).toBe(0);
+    expect(await dropped()).toBe(0);
+  });
+
   it('with no backend resolved it refuses (retryable) and keeps nothing', async () => {
     const { lb, resolver } = await makeLb(['127.0.0.1:9']);
     resolver.set([]);

@@ -471,7 +471,7 @@ export class GeneratorLoop {
         return;
       }
       this.stats.failed_attempt_spans[res.code] = (this.stats.failed_attempt_spans[res.code] ?? 0) + req.spans;
-      const wait = res.retryAfterMs !== undefined ? Math.max(res.retryAfterMs, 0) : delay * (0.8 + 0.4 * Math.random());
+      const wait = res.retryAfterMs !== undefined && !r.ignore_hints ? Math.max(res.retryAfterMs, 0) : delay * (0.8 + 0.4 * Math.random());
       if (!res.retryable || attempt >= r.max_attempts || Date.now() + wait > this.cfg.hardDeadline) {
         this.refuse(req, res.code);
         return;

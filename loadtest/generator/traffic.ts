@@ -29,7 +29,8 @@ export interface TrafficConfig {
   phases: Phase[];
   /** Periodic bursts: for `length_ms` of every `every_ms`, the rate is `rate`. */
   bursts: { every_ms: number; length_ms: number; rate: number } | undefined;
-  retry: { initial_ms: number; max_ms: number; multiplier: number; max_attempts: number };
+  /** `ignore_hints`: retry on the own backoff whatever RetryInfo / Retry-After say (a misbehaving client, for retry storms). */
+  retry: { initial_ms: number; max_ms: number; multiplier: number; max_attempts: number; ignore_hints?: boolean };
   timeout_ms: number;
   shape: ShapeConfig;
   /**

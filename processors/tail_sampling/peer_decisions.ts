@@ -115,8 +115,13 @@ export class PeerDecisions {
   private ready: string[] = [];
   private writes: KeepWrite[] = [];
   private readonly reads = new Set<string>();
-  /** Ids whose keep this sidecar published (or learned): written once. */
-  private readonly published = new BoundedLru<string, true>(200_000);
+  /**
+   * Ids whose keep this sidecar published (or learned): written once. It only
+   * has to span an early publish and the trace's decision (decision_wait):
+   * 16k ids is 30 s of 500 kept traces/s; an evicted id costs one more SET NX.
+   * (lru-cache allocates its arrays for `max` at the first write.)
+   */
+  private readonly published = new BoundedLru<string, true>(16_384);
   private inFlight = 0;
   private readonly inFlightWork = new Set<Promise<void>>();
   private downUntil = 0;

@@ -82,7 +82,7 @@ export class TailSamplingProcessor implements Component, TracesConsumer, LogsCon
   /** Decisions shared with peer sidecars (shared_decisions); undefined when not configured. */
   private readonly shared: PeerDecisions | undefined;
   /** Status code -> name of a status_code policy that keeps any trace with a span of that status (shared: published at once). */
-  private readonly earlyCodes: Array<string | undefined> | undefined;
+  private earlyCodes: Array<string | undefined> | undefined;
   private readonly sharedTimeoutMs: number;
   /** Log records of undecided traces, and where kept ones go (set by attachLogs). */
   private readonly logs = new LogHold();
@@ -133,7 +133,14 @@ export class TailSamplingProcessor implements Component, TracesConsumer, LogsCon
       this.sharedTimeoutMs = 0;
     }
     if (spills) {
-      const opts = { directory: dc.directory, maxBytes: dc.max_bytes, sync: dc.sync, memoryMaxBytes: this.maxBytes, numTraces: this.numTraces };
+      const opts = {
+        directory: dc.directory,
+        maxBytes: dc.max_bytes,
+        sync: dc.sync,
+        memoryMaxBytes: this.maxBytes,
+        numTraces: this.numTraces,
+        restoreGraceMs: parseDuration(dc.restore_grace),
+      };
       this.disk = new DiskSpill(settings, opts, this.store, this.schedule, this.warnings);
       this.relieveAt = this.disk.relieveAt;
     } else {
@@ -174,6 +181,7 @@ export class TailSamplingProcessor implements Component, TracesConsumer, LogsCon
     this.metrics.flushDrops();
     this.decider.setPolicies(next);
     this.stamper.dryRun = next.dry_run;
+    if (this.shared !== undefined) this.earlyCodes = earlyKeepCodes(next);
     this.cfg = next;
     this.settings.logger.info({ policies: this.policies.length }, 'tail_sampling policies replaced live; buffered traces kept');
     return true;

@@ -103,3 +103,19 @@ describe.skipIf(!HAVE_REDIS)('RedisDecisionStore against redis-server', () => {
     expect(() => RedisDecisionStore.create(cfg({ endpoint: redis.url, password_file: '/nonexistent/pw' }))).toThrow(/shared_decisions\.redis\.password_file: cannot read/);
   });
 });
+
+describe('loading', () => {
+  it('the bundle keeps the Redis client in its own chunk: only a config with shared_decisions loads it', async () => {
+    const fs = await import('node:fs');
+    const path = await import('node:path');
+    const dist = path.resolve(import.meta.dirname, '..', '..', 'dist', 'collector');
+    const main = fs.readFileSync(path.join(dist, 'sidecar.mjs'), 'utf8');
+    const chunks = fs.readdirSync(path.join(dist, 'chunks')).filter((f) => f.endsWith('.mjs'));
+    const withClient = chunks.filter((f) => fs.readFileSync(path.join(dist, 'chunks', f), 'utf8').includes('enableOfflineQueue'));
+    expect(main).not.toContain('enableOfflineQueue');
+    expect(withClient).toHaveLength(1);
+    expect(withClient[0]).toMatch(/^redis_store-/);
+    // The processor imports it in start(), and only with shared_decisions.
+    expect(main).toMatch(/import\("\.\/chunks\/redis_store-[A-Z0-9]+\.mjs"\)/);
+  });
+});

@@ -36,7 +36,7 @@ export interface Admission {
 }
 
 export const DEFAULT_MAX_HOLD_MS = 200;
-/** The smallest hint given to a client refused from memory. */
+/** The smallest hint given to a client refused from memory, and the step of the hints. */
 const MIN_HINT_MS = 10;
 
 export class RefusalMemory implements Admission {
@@ -48,6 +48,9 @@ export class RefusalMemory implements Admission {
   /** One error object per hint value, reused while the refusal stands. */
   private answer: CollectorError | undefined = undefined;
   private answerHint = -1;
+
+  /** Told when refusing from memory starts (true) and ends (false). */
+  onChange: ((refusing: boolean) => void) | undefined = undefined;
 
   constructor(
     private readonly clock: Clock,
@@ -62,7 +65,8 @@ export class RefusalMemory implements Admission {
       this.holdUntil = now + Math.min(this.maxHoldMs, Math.max(MIN_HINT_MS, this.hintUntil - now));
       return undefined; // the probe
     }
-    const hint = Math.max(MIN_HINT_MS, Math.ceil(this.hintUntil - now));
+    // In steps of MIN_HINT_MS, so one answer object serves many refusals.
+    const hint = Math.max(MIN_HINT_MS, Math.ceil((this.hintUntil - now) / MIN_HINT_MS) * MIN_HINT_MS);
     if (hint !== this.answerHint || this.answer === undefined) {
       this.answer = new CollectorError(r.code, r.message, true, hint);
       this.answerHint = hint;
@@ -71,16 +75,20 @@ export class RefusalMemory implements Admission {
   }
 
   accepted(): void {
+    if (this.refusal === undefined) return;
     this.refusal = undefined;
+    this.onChange?.(false);
   }
 
   refused(err: unknown): void {
     if (!(err instanceof CollectorError) || !err.retryable || err.code === 'ERR_SHUTTING_DOWN') return;
     const now = this.clock.now();
     const hint = err.retryAfterMs ?? 1000;
+    const first = this.refusal === undefined;
     this.refusal = err;
     this.hintUntil = now + hint;
     this.holdUntil = now + Math.min(hint, this.maxHoldMs);
+    if (first) this.onChange?.(true);
   }
 
   /** True while requests are being refused from memory (for tests and metrics). */

@@ -37,7 +37,8 @@ async function serve(impl: string): Promise<void> {
   process.send!({ port });
 }
 
-function ask<T>(child: ReturnType<typeof fork>, msg: string, key: string): Promise<T> {
+/** Sends `msg` to a forked child (none when empty) and resolves with `key` of its first answer carrying it. */
+export function ask<T>(child: ReturnType<typeof fork>, msg: string, key: string): Promise<T> {
   return new Promise((resolve) => {
     const on = (m: Record<string, unknown>) => {
       if (key in m) {

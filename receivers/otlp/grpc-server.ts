@@ -132,9 +132,13 @@ const OK_TRAILERS = Object.freeze({ 'grpc-status': '0' });
 export class UnaryGrpcServer {
   private readonly opts: UnaryGrpcServerOptions;
   private readonly window: number;
+  private streamWindow: number;
   private server: http2.Http2Server | http2.Http2SecureServer | undefined;
   private limits: Http2Limits | undefined;
   private readonly sessions = new Set<http2.ServerHttp2Session>();
+  /** The last details encoded (refusals repeat one answer). */
+  private lastDetails: Uint8Array | undefined = undefined;
+  private lastDetailsB64 = '';
   /** New calls are answered UNAVAILABLE (set by `close()`, or by the owner while it drains). */
   draining = false;
   port = 0;
@@ -142,6 +146,7 @@ export class UnaryGrpcServer {
   constructor(opts: UnaryGrpcServerOptions) {
     this.opts = opts;
     this.window = Math.min(2 ** 31 - 1, Math.max(65_535, opts.windowBytes ?? DEFAULT_WINDOW_BYTES));
+    this.streamWindow = this.window;
   }
 
   /** Listens on host:port (port 0: any free port); resolves with the bound port. */
@@ -177,6 +182,7 @@ export class UnaryGrpcServer {
       s.on('close', () => this.sessions.delete(s));
       s.on('error', () => undefined); // a broken connection only ends its own calls
       if (this.window > 65_535) s.setLocalWindowSize(this.window);
+      if (this.streamWindow !== this.window) applyStreamWindow(s, this.streamWindow);
     });
     server.on('stream', (stream, headers) => this.onStream(stream, headers));
     server.on('sessionError', () => undefined);
@@ -190,6 +196,19 @@ export class UnaryGrpcServer {
    * started finish, new ones are refused (clients retry them as UNAVAILABLE).
    * After `graceMs` what is still open is destroyed. Safe to call twice.
    */
+  /**
+   * Sets the initial flow-control window of streams (SETTINGS_INITIAL_WINDOW_SIZE)
+   * on every connection and on new ones; `undefined` restores the configured
+   * window. While every call is being refused at its headers, a small window
+   * keeps each refused client from pushing more than 64 KiB of its message.
+   */
+  setStreamWindow(bytes: number | undefined): void {
+    const w = bytes ?? this.window;
+    if (w === this.streamWindow) return;
+    this.streamWindow = w;
+    for (const s of this.sessions) applyStreamWindow(s, w);
+  }
+
   /** Replaces the TLS key pair (and CA) for new handshakes; open connections keep theirs. */
   setSecureContext(options: tls.SecureContextOptions): void {
     const s = this.server;
@@ -357,9 +376,24 @@ export class UnaryGrpcServer {
       'grpc-status': String(code),
     };
     if (message) h['grpc-message'] = percentEncode(message);
-    if (details !== undefined && details.length > 0) h['grpc-status-details-bin'] = Buffer.from(details).toString('base64').replace(/=+$/, '');
+    if (details !== undefined && details.length > 0) {
+      if (details !== this.lastDetails) {
+        this.lastDetails = details;
+        this.lastDetailsB64 = Buffer.from(details).toString('base64').replace(/=+$/, '');
+      }
+      h['grpc-status-details-bin'] = this.lastDetailsB64;
+    }
     stream.respond(h, { endStream: true });
     endEarly(stream);
+  }
+}
+
+function applyStreamWindow(s: http2.ServerHttp2Session, bytes: number): void {
+  if (s.closed || s.destroyed) return;
+  try {
+    s.settings({ initialWindowSize: bytes });
+  } catch {
+    // Too many SETTINGS waiting for the client's ACK: the next change applies it.
   }
 }
 

@@ -23,7 +23,8 @@ const BODY = 22 * 1024 * 1024;
 const CHUNK = Buffer.alloc(64 * 1024, 7);
 
 beforeAll(async () => {
-  const config = withDefaults(OtlpReceiverSchema, { protocols: { http: { endpoint: '127.0.0.1:0' } } }); // default limit: 20 MiB
+  // (withDefaults also fills in grpc: give it an ephemeral port too)
+  const config = withDefaults(OtlpReceiverSchema, { protocols: { grpc: { endpoint: '127.0.0.1:0' }, http: { endpoint: '127.0.0.1:0' } } }); // default limit: 20 MiB
   receiver = new OtlpReceiver({ id: 'otlp', logger: silentLogger(), telemetry, clock: systemClock }, config, sink);
   await receiver.start();
 });

@@ -107,6 +107,10 @@ export class OtlpReceiver implements Component {
   private grpcAuth: BearerToken | undefined;
   private httpAuth: BearerToken | undefined;
   private readonly discard: DiscardBounds;
+  /** Per signal, the gRPC answer to its current refusal. */
+  private readonly refusalReplies = new Map<Signal, { refusal: unknown; reason: RefuseReason; reply: UnaryReply }>();
+  /** Signals whose refusal memory is refusing now (the gRPC stream window is lowered while any is). */
+  private refusingSignals = 0;
   private stopped = false;
   /** Bound addresses after start (port 0 resolves to the real port). */
   grpcPort = 0;
@@ -133,7 +137,17 @@ export class OtlpReceiver implements Component {
     for (const r of ROUTES) {
       this.grpcMetrics.set(r.signal, new TransportMetrics(settings, 'grpc', r.signal, grpcConnections));
       this.httpMetrics.set(r.signal, new TransportMetrics(settings, 'http', r.signal, httpConnections));
-      this.admission.set(r.signal, r.signal === 'traces' && opts.admission ? opts.admission : new RefusalMemory(settings.clock));
+      if (r.signal === 'traces' && opts.admission) {
+        this.admission.set(r.signal, opts.admission);
+        continue;
+      }
+      const memory = new RefusalMemory(settings.clock);
+      // While calls are refused at their headers, a refused gRPC client may push only 64 KiB of its message.
+      memory.onChange = (refusing) => {
+        this.refusingSignals += refusing ? 1 : -1;
+        this.grpcServer?.setStreamWindow(this.refusingSignals > 0 ? 65_535 : undefined);
+      };
+      this.admission.set(r.signal, memory);
     }
     this.discard = opts.discard ?? DEFAULT_DISCARD;
   }
@@ -265,9 +279,15 @@ export class OtlpReceiver implements Component {
     if (this.stopped) return undefined;
     const refusal = this.admission.get(signal)!.check();
     if (refusal === undefined) return undefined;
-    const a = answerFor(refusal);
-    this.gm(signal).refuseEarly(a.reason);
-    return { code: a.grpcCode, message: a.message, details: encodeStatusWithRetry(a.grpcCode, a.message, a.retryAfterMs) };
+    // The memory hands out one error object per hint step: answer it once.
+    let c = this.refusalReplies.get(signal);
+    if (c === undefined || c.refusal !== refusal) {
+      const a = answerFor(refusal);
+      c = { refusal, reason: a.reason, reply: { code: a.grpcCode, message: a.message, details: encodeStatusWithRetry(a.grpcCode, a.message, a.retryAfterMs) } };
+      this.refusalReplies.set(signal, c);
+    }
+    this.gm(signal).refuseEarly(c.reason);
+    return c.reply;
   }
 
   private onGrpcExport(route: SignalRoute, call: UnaryCall): UnaryReply | Promise<UnaryReply> {
