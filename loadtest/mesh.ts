@@ -219,14 +219,20 @@ export interface MeshRun {
     keysPer1kSpansPerSidecar: number;
     roundTrips: number;
     redisCpuPercent: number;
+    /** Time Redis spent executing the commands (INFO commandstats usec), per 1,000 accepted spans: no network I/O. */
+    redisCommandUsPer1kSpans: number;
     keysInRedis: number;
     withoutStore: number;
     learned: number;
+    /** Mean time a held trace waited until a peer's keep was learned (s). */
+    peerWaitMeanS: number;
   };
   heldBytes: { avg: number; max: number };
   heldTraces: { max: number };
   cpu: { sumAvg: number; perSidecarAvg: number; perSidecarMax: number };
   rss: { perSidecarAvg: number; perSidecarMax: number };
+  /** The sampling-tier run: its tier processes. */
+  tier?: { instances: number; cpuPerInstanceAvg: number; cpuPerInstanceMax: number; rssPerInstanceMax: number; accepted: number };
   durationMs: number;
 }
 
@@ -250,16 +256,20 @@ function parseInfo(text: string): Record<string, string> {
   return out;
 }
 
-async function redisCounters(r: RedisServer): Promise<{ cpu: number; calls: Record<string, number> }> {
+async function redisCounters(r: RedisServer): Promise<{ cpu: number; calls: Record<string, number>; usec: Record<string, number> }> {
   const cpu = parseInfo(await r.command('INFO', 'cpu'));
   const stats = parseInfo(await r.command('INFO', 'commandstats'));
   const calls: Record<string, number> = {};
+  const usec: Record<string, number> = {};
   for (const [k, v] of Object.entries(stats)) {
     if (!k.startsWith('cmdstat_')) continue;
-    const m = /calls=(\d+)/.exec(v);
-    if (m) calls[k.slice(8)] = Number(m[1]);
+    const m = /calls=(\d+),usec=(\d+)/.exec(v);
+    if (m) {
+      calls[k.slice(8)] = Number(m[1]);
+      usec[k.slice(8)] = Number(m[2]);
+    }
   }
-  return { cpu: Number(cpu.used_cpu_sys) + Number(cpu.used_cpu_user), calls };
+  return { cpu: Number(cpu.used_cpu_sys) + Number(cpu.used_cpu_user), calls, usec };
 }
 
 async function scrapeAll(sidecars: MeshSidecar[]): Promise<Metrics[]> {
@@ -268,16 +278,48 @@ async function scrapeAll(sidecars: MeshSidecar[]): Promise<Metrics[]> {
 
 const P = 'otelcol_processor_tail_sampling_';
 
-async function runMeshOnce(s: Scenario, mesh: MeshSpec, shared: boolean, o: { bin: string; workDir: string; log: (l: string) => void }): Promise<MeshRun> {
+/** The sidecar's config in the sampling-tier run: no tail sampling, routed by trace id to the tier. */
+function routingSidecarConfig(s: Scenario, ports: Ports, tiers: MeshSidecar[]): Obj {
+  const c = collectorConfig(s, ports) as { processors: Record<string, Obj>; exporters: Obj; service: { pipelines: { traces: Obj } } };
+  const processors = Object.keys(c.processors).filter((id) => id.split('/')[0] !== 'tail_sampling');
+  c.processors = Object.fromEntries(processors.map((id) => [id, c.processors[id]]));
+  c.exporters = {
+    loadbalancing: {
+      protocol: { otlp: { tls: { insecure: true }, compression: 'none', ...s.collector.exporter_config } },
+      resolver: { static: { hostnames: tiers.map((t) => `127.0.0.1:${t.ports.grpc}`) } },
+    },
+  };
+  c.service.pipelines.traces = { receivers: ['otlp'], processors, exporters: ['loadbalancing'] };
+  return c;
+}
+
+async function runMeshOnce(
+  s: Scenario,
+  mesh: MeshSpec,
+  shared: boolean,
+  o: { bin: string; workDir: string; log: (l: string) => void },
+  tierInstances = 0,
+): Promise<MeshRun> {
   const shape = s.traffic.shape;
   const graph = new ServiceGraph(shape, s.traffic.seed);
   const services = graph.services.map((x) => x.name);
-  const label = shared ? 'shared_decisions' : 'alone';
+  const label = tierInstances > 0 ? `tier_${tierInstances}` : shared ? 'shared_decisions' : 'alone';
   const sink = new OtlpTestBackend({ http: false });
   await sink.start();
   const redis = shared ? await RedisServer.start() : undefined;
   let sidecars: MeshSidecar[] = [];
+  let tiers: MeshSidecar[] = [];
   try {
+    if (tierInstances > 0) {
+      tiers = await startSidecars({
+        services: Array.from({ length: tierInstances }, (_, i) => `tier-${i}`),
+        bin: o.bin,
+        workDir: path.join(o.workDir, label),
+        sink: { grpcPort: Number(sink.grpcEndpoint.split(':')[1]), httpPort: 0 },
+        memoryLimitMiB: s.collector.memory_limit_mib,
+        configFor: (_service, ports) => collectorConfig(s, ports),
+      });
+    }
     sidecars = await startSidecars({
       services,
       bin: o.bin,
@@ -285,6 +327,7 @@ async function runMeshOnce(s: Scenario, mesh: MeshSpec, shared: boolean, o: { bi
       sink: { grpcPort: Number(sink.grpcEndpoint.split(':')[1]), httpPort: 0 },
       memoryLimitMiB: s.collector.memory_limit_mib,
       configFor: (_service, ports) => {
+        if (tiers.length > 0) return routingSidecarConfig(s, ports, tiers);
         const c = collectorConfig(s, ports) as { processors: Record<string, Obj> };
         const ts = c.processors.tail_sampling;
         if (shared && ts !== undefined) {
@@ -315,7 +358,7 @@ async function runMeshOnce(s: Scenario, mesh: MeshSpec, shared: boolean, o: { bi
     // Drain: every trace decided (held ones too) and exported.
     const deadline = Date.now() + s.collector.drain_timeout_ms;
     for (;;) {
-      const ms = await scrapeAll(sidecars);
+      const ms = await scrapeAll([...sidecars, ...tiers]);
       const pending = ms.reduce((n, m) => n + m.sum(P + 'sampling_traces_on_memory') + m.sum(P + 'sampling_traces_on_disk'), 0);
       const open = ms.reduce((n, m) => n + m.sum('otelcol_receiver_accepted_spans_total') - m.sum('otelcol_exporter_sent_spans_total') - m.sum('sidecar_spans_dropped_total'), 0);
       if ((pending === 0 && open === 0) || Date.now() > deadline) break;
@@ -324,11 +367,13 @@ async function runMeshOnce(s: Scenario, mesh: MeshSpec, shared: boolean, o: { bi
     scraping = false;
     await scraper;
     const ms = await scrapeAll(sidecars);
+    const tms = await scrapeAll(tiers);
     const after = redis ? await redisCounters(redis) : undefined;
     const keysInRedis = redis ? Number((await redis.command('DBSIZE')).replace(/^:/, '')) : 0;
     const accepted = ms.reduce((n, m) => n + m.sum('otelcol_receiver_accepted_spans_total'), 0);
-    const exported = ms.reduce((n, m) => n + m.sum('otelcol_exporter_sent_spans_total'), 0);
-    const dropped = ms.reduce((n, m) => n + m.sum('sidecar_spans_dropped_total'), 0);
+    // With a tier, what leaves the collectors is what the tier exports; drops are counted on both sides.
+    const exported = (tiers.length > 0 ? tms : ms).reduce((n, m) => n + m.sum('otelcol_exporter_sent_spans_total'), 0);
+    const dropped = [...ms, ...tms].reduce((n, m) => n + m.sum('sidecar_spans_dropped_total'), 0);
 
     // Arrivals per trace at the sink.
     const arrived = new Map<string, number>();
@@ -381,6 +426,16 @@ async function runMeshOnce(s: Scenario, mesh: MeshSpec, shared: boolean, o: { bi
       rss: { perSidecarAvg: avg(rss.map(avg)), perSidecarMax: Math.max(0, ...rss.flat()) },
       durationMs: trafficMs,
     };
+    if (tiers.length > 0) {
+      const tcpu = tiers.map((x) => avg((x.proc.sampler?.samples ?? []).filter((y) => y.t > t0 && y.t <= t0 + trafficMs).map((y) => y.cpu)));
+      run.tier = {
+        instances: tiers.length,
+        cpuPerInstanceAvg: avg(tcpu),
+        cpuPerInstanceMax: Math.max(...tcpu),
+        rssPerInstanceMax: Math.max(0, ...tiers.flatMap((x) => (x.proc.sampler?.samples ?? []).map((y) => y.rssMiB))),
+        accepted: tms.reduce((n, m) => n + m.sum('otelcol_receiver_accepted_spans_total'), 0),
+      };
+    }
     if (before && after) {
       const commands: Record<string, number> = {};
       for (const [k, v] of Object.entries(after.calls)) {
@@ -389,6 +444,8 @@ async function runMeshOnce(s: Scenario, mesh: MeshSpec, shared: boolean, o: { bi
         if (d > 0) commands[k] = d;
       }
       const total = Object.values(commands).reduce((a, b) => a + b, 0);
+      let usec = 0;
+      for (const k of Object.keys(commands)) usec += (after.usec[k] ?? 0) - (before.usec[k] ?? 0);
       const keysWritten = ms.reduce((n, m) => n + m.sum(P + 'shared_store_keys_total', { op: 'write' }), 0);
       const keysRead = ms.reduce((n, m) => n + m.sum(P + 'shared_store_keys_total', { op: 'read' }), 0);
       run.store = {
@@ -400,14 +457,17 @@ async function runMeshOnce(s: Scenario, mesh: MeshSpec, shared: boolean, o: { bi
         keysPer1kSpansPerSidecar: ((keysWritten + keysRead) * 1000) / Math.max(1, accepted) / sidecars.length,
         roundTrips: ms.reduce((n, m) => n + m.sum(P + 'shared_store_round_trips_total'), 0),
         redisCpuPercent: ((after.cpu - before.cpu) / (trafficMs / 1000)) * 100,
+        redisCommandUsPer1kSpans: (usec * 1000) / Math.max(1, accepted),
         keysInRedis,
         withoutStore: ms.reduce((n, m) => n + m.sum(P + 'shared_decisions_without_store_total'), 0),
         learned: ms.reduce((n, m) => n + m.sum(P + 'shared_keeps_learned_total'), 0),
+        peerWaitMeanS: ms.reduce((n, m) => n + m.sum(P + 'shared_peer_wait_seconds_sum'), 0) / Math.max(1, ms.reduce((n, m) => n + m.sum(P + 'shared_peer_wait_seconds_count'), 0)),
       };
     }
     return run;
   } finally {
     await stopSidecars(sidecars);
+    await stopSidecars(tiers);
     await sink.close();
     await redis?.stop();
   }
@@ -432,12 +492,16 @@ export function meshTable(r: MeshReport): string {
   add('store commands', (x) => (x.store ? Object.entries(x.store.commands).map(([k, v]) => `${k}=${num(v)}`).join(' ') : '-'));
   add('keys written / read / in Redis', (x) => (x.store ? `${num(x.store.keysWritten)} / ${num(x.store.keysRead)} / ${num(x.store.keysInRedis)}` : '-'));
   add('keeps learned from peers', (x) => (x.store ? num(x.store.learned) : '-'));
+  add('mean wait for a peer\'s keep (s)', (x) => (x.store ? x.store.peerWaitMeanS.toFixed(2) : '-'));
   add('decided without the store', (x) => (x.store ? num(x.store.withoutStore) : '-'));
-  add('Redis CPU % of a core', (x) => (x.store ? x.store.redisCpuPercent.toFixed(2) : '-'));
+  add('Redis CPU % of a core (whole process, over the traffic)', (x) => (x.store ? x.store.redisCpuPercent.toFixed(2) : '-'));
+  add('Redis command time µs / 1k spans', (x) => (x.store ? x.store.redisCommandUsPer1kSpans.toFixed(1) : '-'));
   add('bytes held for peers avg / max (all sidecars)', (x) => `${num(x.heldBytes.avg / 1024)} / ${num(x.heldBytes.max / 1024)} KiB`);
   add('traces held max (all sidecars)', (x) => num(x.heldTraces.max));
   add('CPU % of a core: sum / per sidecar avg / max', (x) => `${x.cpu.sumAvg.toFixed(1)} / ${x.cpu.perSidecarAvg.toFixed(2)} / ${x.cpu.perSidecarMax.toFixed(2)}`);
   add('RSS MiB per sidecar avg / max', (x) => `${x.rss.perSidecarAvg.toFixed(1)} / ${x.rss.perSidecarMax.toFixed(1)}`);
+  add('spans leaving the sidecar pods / 1k accepted', (x) => num(((x.tier ? x.tier.accepted : x.exported) * 1000) / Math.max(1, x.accepted)));
+  add('tier instances: CPU % avg / max, RSS MiB max', (x) => (x.tier ? `${x.tier.instances}: ${x.tier.cpuPerInstanceAvg.toFixed(2)} / ${x.tier.cpuPerInstanceMax.toFixed(2)}, ${x.tier.rssPerInstanceMax.toFixed(1)}` : '-'));
   const w = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
   const line = (row: string[]) => `| ${row.map((c, i) => c.padEnd(w[i])).join(' | ')} |`;
   return [line(rows[0]), `| ${w.map((n) => '-'.repeat(n)).join(' | ')} |`, ...rows.slice(1).map(line)].join('\n');
@@ -460,6 +524,7 @@ export async function runMeshScenario(s: Scenario, o: { bin: string; outDir: str
   };
   report.runs.push(await runMeshOnce(s, mesh, true, { ...o, workDir }));
   if (mesh.baseline) report.runs.push(await runMeshOnce(s, mesh, false, { ...o, workDir }));
+  if (mesh.tier > 0) report.runs.push(await runMeshOnce(s, mesh, false, { ...o, workDir }, mesh.tier));
   fs.rmSync(workDir, { recursive: true, force: true });
   fs.mkdirSync(o.outDir, { recursive: true });
   const json = path.join(o.outDir, `${s.name}-${stamp}.json`);

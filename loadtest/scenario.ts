@@ -91,13 +91,21 @@ export interface MeshSpec {
   shared: Obj;
   /** Also run the same traffic without shared_decisions (default true). */
   baseline: boolean;
+  /**
+   * Also run it as a sampling tier (issue 15): the sidecars only batch and
+   * route by trace id (`loadbalancing`) to this many tier processes, which
+   * run the scenario's pipeline (tail_sampling included) to the sink. 0: no.
+   */
+  tier: number;
 }
 
 function parseMesh(v: unknown, where: string): MeshSpec | undefined {
   if (v === undefined) return undefined;
   const o = (v ?? {}) as Obj;
-  known(o, ['shared', 'baseline'], `${where}: mesh`);
-  return { shared: (o.shared ?? {}) as Obj, baseline: o.baseline !== false };
+  known(o, ['shared', 'baseline', 'tier'], `${where}: mesh`);
+  const tier = o.tier === undefined ? 0 : Number((o.tier as Obj).instances ?? 2);
+  if (!Number.isInteger(tier) || tier < 0) throw new Error(`${where}: mesh.tier.instances must be a whole number`);
+  return { shared: (o.shared ?? {}) as Obj, baseline: o.baseline !== false, tier };
 }
 
 /** Repository root (this file is loadtest/scenario.ts or dist/loadtest/scenario.js). */

@@ -48,3 +48,25 @@ export async function waitReady(metricsPort: number, child: Child, timeoutMs = 1
   }
   throw new Error(`collector not ready after ${timeoutMs} ms:\n${child.output()}`);
 }
+
+/** The `service:` section of a test config: one traces pipeline from the otlp receiver, telemetry on `metricsPort`. */
+export function serviceYaml(metricsPort: number, processors: string[], exporters: string[], extra: string[] = []): string {
+  return [
+    'service:',
+    '  config_watch: false',
+    ...extra.map((l) => `  ${l}`),
+    '  telemetry:',
+    `    metrics: { address: "127.0.0.1:${metricsPort}" }`,
+    '  pipelines:',
+    '    traces:',
+    '      receivers: [otlp]',
+    `      processors: [${processors.join(', ')}]`,
+    `      exporters: [${exporters.join(', ')}]`,
+    '',
+  ].join('\n');
+}
+
+/** The `receivers:` section of a test config: the otlp receiver on one protocol. */
+export function receiverYaml(protocol: 'grpc' | 'http', port: number): string {
+  return ['receivers:', '  otlp:', '    protocols:', `      ${protocol}: { endpoint: "127.0.0.1:${port}" }`, ''].join('\n');
+}

@@ -42,7 +42,8 @@ processors:
     tick_interval: 200ms
     buffer:
       max_bytes: 65536
-      disk: { directory: ${spillDir}, max_bytes: 67108864 }
+      # restore_grace 0: this test restarts with the backend up and no sender re-sending; it checks what was on disk.
+      disk: { directory: ${spillDir}, max_bytes: 67108864, restore_grace: 0s }
     policies:
       - { name: all, type: always_sample }
 exporters:

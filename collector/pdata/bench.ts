@@ -9,6 +9,8 @@
 import { scanExportRequest, type Span } from './spans.js';
 import { encodeExportRequest } from './encode.js';
 import { jsonToProtobuf } from './otlp-json.js';
+import { isUtf8 } from 'node:buffer';
+import { isValidUtf8 } from './validate.js';
 
 function hex(n: number, len: number): string {
   return n.toString(16).padStart(len, '0');
@@ -70,6 +72,36 @@ function measure(name: string, iterations: number, spansPer: number, fn: () => v
   return { bench: name, spans, ns_per_span: Math.round((ns / spans) * 10) / 10, spans_per_s: Math.round(spans / (ns / 1e9)) };
 }
 
+/**
+ * UTF-8 checks over the strings a span carries (keys and values of 3 to 58
+ * bytes, one non-ASCII in 8): validate.ts's checker against node:buffer's
+ * native isUtf8 (which needs a view per string) and a plain byte loop.
+ */
+function utf8Bench(): void {
+  const samples = ['http.request.method', 'GET', '/api/v1/orders/{id}', 'https://shop.example.com/api/v1/orders/100042?expand=items', 'server.address', 'orders.shop.svc.cluster.local', 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36', 'déjà vu — 日本語'];
+  const buf = Buffer.alloc(64 * 1024);
+  const ranges: number[] = [];
+  for (let p = 1, k = 0; p < buf.length - 100; k++) {
+    const n = buf.write(samples[k % samples.length], p);
+    ranges.push(p, p + n);
+    p += n + 3;
+  }
+  const strings = ranges.length / 2;
+  const run = (name: string, check: (s: number, e: number) => boolean) => {
+    const m = measure(name, 200, strings, () => {
+      for (let i = 0; i < ranges.length; i += 2) if (!check(ranges[i], ranges[i + 1])) throw new Error('invalid');
+    });
+    console.log(JSON.stringify({ bench: name, strings: m.spans, ns_per_string: m.ns_per_span }));
+  };
+  run('utf8.validate_ts', (s, e) => isValidUtf8(buf, s, e));
+  run('utf8.buffer_isUtf8', (s, e) => isUtf8(new Uint8Array(buf.buffer, buf.byteOffset + s, e - s)));
+  run('utf8.byte_loop_ascii_only', (s, e) => {
+    let acc = 0;
+    for (let i = s; i < e; i++) acc |= buf[i];
+    return acc < 0x80 || isUtf8(buf.subarray(s, e));
+  });
+}
+
 function main(): void {
   const argIdx = process.argv.indexOf('--spans');
   const holdSpans = argIdx > 0 ? Number(process.argv[argIdx + 1]) : 1_000_000;
@@ -79,6 +111,7 @@ function main(): void {
   console.log(JSON.stringify({ bench: 'request', spans: 512, bytes: req.length, bytes_per_span: Math.round(bytesPerSpan) }));
   console.log(JSON.stringify(measure('pdata.scan', 2000, 512, () => scanExportRequest(req))));
   console.log(JSON.stringify(measure('pdata.encode', 2000, 512, () => encodeExportRequest(spans))));
+  utf8Bench();
 
   // Memory: hold `holdSpans` spans from distinct request buffers, as a trace buffer would.
   const gc = (globalThis as { gc?: () => void }).gc;

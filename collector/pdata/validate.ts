@@ -32,7 +32,7 @@ let problem = '';
 /** Where it is, relative to the message the caller asked about ("attributes[2].value"). */
 let path = '';
 /** Second results of helpers (kept in module slots so the helpers return a plain number). */
-const S = { vv: 0, lenStart: 0 };
+const S = { vv: 0, lenStart: 0, status: 0 };
 
 export function lastProblem(): string {
   return path === '' ? problem : `${path}: ${problem}`;
@@ -426,10 +426,6 @@ export function checkScope(buf: Uint8Array, p: number, end: number): number {
   return p;
 }
 
-/** A string field of a container message (schema_url): returns its end or -1. */
-export function checkStringField(buf: Uint8Array, p: number, end: number, name: string): number {
-  return str(buf, p, end, name);
-}
 
 // ---------------------------------------------------------------- span parts
 
@@ -437,7 +433,7 @@ const EVENT_NAMES = ['', 'time_unix_nano', 'name', 'attributes', 'dropped_attrib
 const EVENT_TYPES = [0, 1, 2, 2, 0];
 
 /** Span.Event { fixed64 time_unix_nano = 1; string name = 2; repeated KeyValue attributes = 3; uint32 dropped = 4; } */
-export function checkEvent(buf: Uint8Array, p: number, end: number): number {
+function checkEvent(buf: Uint8Array, p: number, end: number): number {
   let attrs = 0;
   while (p < end) {
     p = tagAt(buf, p, end);
@@ -467,7 +463,7 @@ const LINK_NAMES = ['', 'trace_id', 'span_id', 'trace_state', 'attributes', 'dro
 const LINK_TYPES = [0, 2, 2, 2, 2, 0, 5];
 
 /** Span.Link { bytes trace_id = 1; bytes span_id = 2; string trace_state = 3; repeated KeyValue attributes = 4; uint32 dropped = 5; fixed32 flags = 6; } */
-export function checkLink(buf: Uint8Array, p: number, end: number): number {
+function checkLink(buf: Uint8Array, p: number, end: number): number {
   let attrs = 0;
   while (p < end) {
     p = tagAt(buf, p, end);
@@ -502,9 +498,9 @@ export function checkLink(buf: Uint8Array, p: number, end: number): number {
 const STATUS_NAMES = ['', '', 'message', 'code'];
 const STATUS_TYPES = [0, 0, 2, 0];
 
-/** Status { string message = 2; StatusCode code = 3; } The code (as an unsigned 32-bit value) goes to `statusCode`. */
-export function checkStatus(buf: Uint8Array, p: number, end: number): number {
-  statusCode = 0;
+/** Status { string message = 2; StatusCode code = 3; } The code (as an unsigned 32-bit value) goes to `S.status`. */
+function checkStatus(buf: Uint8Array, p: number, end: number): number {
+  S.status = 0;
   while (p < end) {
     p = tagAt(buf, p, end);
     if (p < 0) return -1;
@@ -512,24 +508,22 @@ export function checkStatus(buf: Uint8Array, p: number, end: number): number {
     else if (S.vv === 0x18) {
       const s = p;
       p = skipVarint(buf, p, end);
-      if (p >= 0) statusCode = low32(buf, s, p);
+      if (p >= 0) S.status = low32(buf, s, p);
     } else p = other(buf, p, end, S.vv, STATUS_NAMES, STATUS_TYPES);
     if (p < 0) return -1;
   }
   return p;
 }
 
-/** The status code the last checkStatus read. */
-export let statusCode = 0;
 
 /** The low 32 bits of a validated varint in [s, e) (enums: negative values are sign-extended). */
-export function low32(buf: Uint8Array, s: number, e: number): number {
+function low32(buf: Uint8Array, s: number, e: number): number {
   let v = 0;
   for (let i = s, shift = 0; i < e && shift < 32; i++, shift += 7) v |= (buf[i] & 0x7f) << shift;
   return v >>> 0;
 }
 
-export const SPAN_NAMES = [
+const SPAN_NAMES = [
   '',
   'trace_id',
   'span_id',
@@ -548,7 +542,7 @@ export const SPAN_NAMES = [
   'status',
   'flags',
 ];
-export const SPAN_TYPES = [0, 2, 2, 2, 2, 2, 0, 1, 1, 2, 0, 2, 0, 2, 0, 2, 5];
+const SPAN_TYPES = [0, 2, 2, 2, 2, 2, 0, 1, 1, 2, 0, 2, 0, 2, 0, 2, 5];
 
 /** What checkSpan found. */
 export const SPAN_OK = 0;
@@ -646,7 +640,7 @@ export function checkSpan(span: Span): number {
       case 0x7a: {
         const e = lenEnd(buf, p, end);
         if (e < 0 || checkStatus(buf, S.lenStart, e) < 0) return under('status'), SPAN_MALFORMED;
-        span.statusCode = statusCode;
+        span.statusCode = S.status;
         p = e;
         break;
       }

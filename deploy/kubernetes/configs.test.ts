@@ -11,7 +11,7 @@ import { loadConfigText } from '../../config/load.js';
 
 type Obj = Record<string, any>;
 const dir = import.meta.dirname;
-const FILES = ['native-sidecar.yaml', 'classic-sidecar.yaml', 'loadtest.yaml'];
+const FILES = ['native-sidecar.yaml', 'classic-sidecar.yaml', 'loadtest.yaml', 'shared-decisions.yaml'];
 
 function collectorConfigs(file: string): Array<[string, string]> {
   const out: Array<[string, string]> = [];

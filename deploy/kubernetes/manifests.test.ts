@@ -18,7 +18,7 @@ import { formatProblem, validateManifestText } from './validate.js';
 type Obj = Record<string, any>;
 
 const dir = import.meta.dirname;
-const FILES = ['native-sidecar.yaml', 'classic-sidecar.yaml', 'injector.yaml', 'loadtest.yaml'];
+const FILES = ['native-sidecar.yaml', 'classic-sidecar.yaml', 'injector.yaml', 'loadtest.yaml', 'shared-decisions.yaml'];
 const text = (f: string): string => readFileSync(join(dir, f), 'utf8');
 const objects = (f: string): Obj[] => validateManifestText(text(f)).objects as Obj[];
 const find = (objs: Obj[], kind: string, name?: string): Obj => {

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { HashRing } from './ring.js';
+import { crc32 } from 'node:zlib';
+import { HashRing, crc32Hex } from './ring.js';
 
 interface Golden {
   endpoints: string[];
@@ -29,6 +30,12 @@ describe('hash ring (the Collector loadbalancing exporter ring)', () => {
     expect(checked).toBeGreaterThan(100);
     // The golden set covers every endpoint of each ring (a constant answer would fail).
     for (const g of golden) expect(new Set(Object.values(g.trace_ids)).size).toBe(g.endpoints.length);
+  });
+
+  it('the hex CRC equals zlib\'s over the id bytes', () => {
+    const ring = new HashRing(['a:1', 'b:1', 'c:1']);
+    for (const id of ids(3000)) expect(ring.ownerOfTraceId(id)).toBe(ring.ownerOfTraceIdZlib(id));
+    expect(crc32Hex('5b8efff798038103d269b633813fc60c')).toBe(crc32(Buffer.from('5b8efff798038103d269b633813fc60c', 'hex')));
   });
 
   it('the same trace id always maps to the same endpoint, whatever the order of the list', () => {

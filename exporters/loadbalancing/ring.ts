@@ -19,6 +19,32 @@
 import { crc32 } from 'node:zlib';
 
 export const RING_POSITIONS = 36000;
+
+/** CRC-32/IEEE table (reflected, polynomial 0xEDB88320): the same CRC as zlib's. */
+const CRC_TABLE = new Int32Array(256);
+for (let n = 0; n < 256; n++) {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  CRC_TABLE[n] = c;
+}
+const HEX_VALUE = new Int8Array(128).fill(0);
+for (let i = 0; i < 10; i++) HEX_VALUE[48 + i] = i;
+for (let i = 0; i < 6; i++) HEX_VALUE[97 + i] = HEX_VALUE[65 + i] = 10 + i;
+
+/**
+ * CRC-32 of the bytes a hex string encodes, read straight from the string:
+ * no Buffer, no native call. Measured (bench.ts, same run): see
+ * ARCHITECTURE.md; zlib.crc32 after Buffer.write(hex) costs a native call and
+ * a copy per trace id.
+ */
+export function crc32Hex(hex: string): number {
+  let c = -1;
+  for (let i = 0; i + 1 < hex.length; i += 2) {
+    const b = (HEX_VALUE[hex.charCodeAt(i) & 127] << 4) | HEX_VALUE[hex.charCodeAt(i + 1) & 127];
+    c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
+  }
+  return ~c >>> 0;
+}
 export const POINTS_PER_ENDPOINT = 100;
 
 export class HashRing {
@@ -66,8 +92,13 @@ export class HashRing {
     return this.owners[lo === p.length ? 0 : lo];
   }
 
-  /** Owner of a trace id given as 32 lowercase hex characters. */
+  /** Owner of a trace id given as 32 lowercase hex characters (hashed as its 16 bytes). */
   ownerOfTraceId(hex: string): number {
+    return this.ownerOfPosition(crc32Hex(hex) % RING_POSITIONS);
+  }
+
+  /** The same through zlib (a Buffer write and a native call): the reference crc32Hex is checked and measured against. */
+  ownerOfTraceIdZlib(hex: string): number {
     const b = this.idBuf;
     b.write(hex, 'hex');
     return this.ownerOfPosition(crc32(b) % RING_POSITIONS);

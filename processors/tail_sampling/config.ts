@@ -318,6 +318,10 @@ export const TailSamplingConfigSchema = Type.Object(
               description:
                 'normal: a spill is written to the WAL before it counts as done (survives kill -9, not a power loss); full: also fsynced (survives power loss; slower).',
             }),
+            restore_grace: Duration(
+              '30s',
+              'After a start that finds pending traces in the spill file (a restart), no spilled trace is decided before this much time has passed, so the spans senders re-send after the restart (their retry interval) join the traces they belong to. Set it above the senders\' retry max_interval.',
+            ),
           },
           {
             additionalProperties: false,

@@ -68,6 +68,8 @@ export interface DiskSpillOptions {
   /** Memory budget (buffer.max_bytes) and trace bound (num_traces) that spilling keeps memory under. */
   memoryMaxBytes: number;
   numTraces: number;
+  /** buffer.disk.restore_grace: spilled traces found at start are decided no earlier than start + this. */
+  restoreGraceMs: number;
 }
 
 type C = ReturnType<Counter['labels']>;
@@ -78,6 +80,8 @@ export class DiskSpill {
   private spill: TraceSpillStore | undefined;
   /** Index of spilled traces. */
   private readonly idx = new SpillIndex();
+  /** After a start that found traces on disk: no spilled trace is decided before this time. */
+  private restoredUntil = 0;
   /** The spill file is held by the previous pipeline (reload): memory-only until it is released. */
   private waitingForFile = false;
   private pausedUntil = 0;
@@ -208,7 +212,13 @@ export class DiskSpill {
       spans += p.spanCount;
     }
     if (idx.size > 0) {
-      this.settings.logger.info({ component: this.settings.id, traces: idx.size, spans, bytes: store.bytesUsed() }, 'tail_sampling: resuming pending traces found on disk');
+      // A restart: their wait mostly passed while we were down, and the senders are about to re-send
+      // what they queued meanwhile. Deciding them on the first tick would split those traces.
+      if (atStart) this.restoredUntil = this.settings.clock.now() + d.restoreGraceMs; // a reload's new pipeline decides on schedule
+      this.settings.logger.info(
+        { component: this.settings.id, traces: idx.size, spans, bytes: store.bytesUsed(), grace_ms: d.restoreGraceMs },
+        'tail_sampling: resuming pending traces found on disk; deciding them after the restore grace',
+      );
     }
   }
 
@@ -344,6 +354,7 @@ export class DiskSpill {
    * to the event loop before the next.
    */
   private async decideDue(now: number, out: Span[], forward: (spans: Span[]) => void, decide: DecideFn): Promise<void> {
+    if (now < this.restoredUntil) return; // restore grace after a restart (see open)
     const idx = this.idx;
     for (;;) {
       const spill = this.spill;

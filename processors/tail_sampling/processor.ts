@@ -133,7 +133,14 @@ export class TailSamplingProcessor implements Component, TracesConsumer, LogsCon
       this.sharedTimeoutMs = 0;
     }
     if (spills) {
-      const opts = { directory: dc.directory, maxBytes: dc.max_bytes, sync: dc.sync, memoryMaxBytes: this.maxBytes, numTraces: this.numTraces };
+      const opts = {
+        directory: dc.directory,
+        maxBytes: dc.max_bytes,
+        sync: dc.sync,
+        memoryMaxBytes: this.maxBytes,
+        numTraces: this.numTraces,
+        restoreGraceMs: parseDuration(dc.restore_grace),
+      };
       this.disk = new DiskSpill(settings, opts, this.store, this.schedule, this.warnings);
       this.relieveAt = this.disk.relieveAt;
     } else {
@@ -305,7 +312,8 @@ export class TailSamplingProcessor implements Component, TracesConsumer, LogsCon
         continue;
       }
       const cached = this.cache.get(id);
-      if (cached !== undefined) {
+      // As for late spans: with shared decisions a record of a trace this sidecar did not keep starts over (a peer may keep it).
+      if (cached !== undefined && (this.shared === undefined || cached.decision === SAMPLED || cached.decision === DROPPED)) {
         if (cached.decision === SAMPLED || this.stamper.dryRun) {
           stampLog(rec, cached, this.stamper.dryRun);
           this.logsOut.push(rec);

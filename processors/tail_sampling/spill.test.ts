@@ -206,7 +206,8 @@ describe('tail_sampling disk spill', () => {
 
     // B: same directory, starts at the next tick (restart within one tick) and gets the rest of the data.
     const clockB = new FakeClock(t0 + 9_500);
-    const b = make(clockB, { buffer: { max_bytes: 1 << 30, disk: { directory: d } } });
+    // restore_grace 0: restored traces keep their original schedule (the grace is tested below).
+    const b = make(clockB, { buffer: { max_bytes: 1 << 30, disk: { directory: d, restore_grace: 0 } } });
     await b.p.start();
     expect(await b.tel.total('otelcol_processor_tail_sampling_sampling_traces_on_disk')).toBe(pendingAtStop);
     for (let t = 9_500; t <= 60_000; t += 500) {
@@ -228,22 +229,51 @@ describe('tail_sampling disk spill', () => {
     expect((await sumOf(a.tel)) + (await sumOf(b.tel))).toBeCloseTo(await sumOf(r.tel), 6);
   });
 
-  it('a trace whose wait expired while the collector was down is decided on the first tick', async () => {
+  it('after a restart, traces read back from disk wait restore_grace, so spans the senders re-send join them', async () => {
     const t0 = 1_700_000_000_000;
     const d = dir();
     const a = make(new FakeClock(t0), { buffer: { disk: { directory: d } } });
     await a.p.start();
     const id = 'ab'.repeat(16);
-    await a.p.consume(makeSpans([{ traceId: id, spanId: 'cd'.repeat(8), status: 2 }]));
+    // The part that reached this instance before it stopped: no error in it.
+    await a.p.consume(makeSpans([{ traceId: id, spanId: 'cd'.repeat(8), parentSpanId: 'ef'.repeat(8) }]));
     await a.p.shutdown();
+    // Down for a minute: the trace's wait (10 s) passed meanwhile.
     const clockB = new FakeClock(t0 + 60_000);
-    const b = make(clockB, { buffer: { disk: { directory: d } } });
+    const errorsOnly = { policies: [POLICIES[0]], decision_cache: { sampled_cache_size: 100, non_sampled_cache_size: 100 } };
+    const b = make(clockB, { ...errorsOnly, buffer: { disk: { directory: d, restore_grace: '5s' } } });
     await b.p.start();
-    expect(b.sink.spanCount).toBe(0);
     await b.p.tick();
-    expect(b.sink.spans.map((s) => s.traceId)).toEqual([id]);
-    const lat = await b.tel.registry.getSingleMetric('otelcol_processor_tail_sampling_sampling_decision_latency_seconds')!.get();
-    expect(lat.values.find((v) => v.metricName?.endsWith('_sum') && v.labels.reason === 'decision_wait')!.value).toBe(60);
+    expect(b.sink.spanCount).toBe(0); // not decided on the first tick
+    // A sender's retry delivers the rest of the trace, with the error span, 1 s after the start.
+    clockB.t = t0 + 61_000;
+    await b.p.consume(makeSpans([{ traceId: id, spanId: '12'.repeat(8), parentSpanId: 'ef'.repeat(8), status: 2 }]));
+    for (const at of [62_000, 64_900]) {
+      clockB.t = t0 + at;
+      await b.p.tick();
+      expect(b.sink.spanCount).toBe(0);
+    }
+    clockB.t = t0 + 65_000;
+    await b.p.tick();
+    // One decision, the whole trace, kept for its error; nothing dropped as late.
+    expect(b.sink.spans.map((s) => s.traceId)).toEqual([id, id]);
+    expect(await b.tel.droppedByReason()).toEqual({});
+    // Without the grace the first tick decides the restored part alone (not sampled), and the
+    // error span that follows is dropped as late: what the grace prevents.
+    const d2 = dir();
+    const a2 = make(new FakeClock(t0), { buffer: { disk: { directory: d2 } } }, new Telemetry(), 'tail_sampling/2');
+    await a2.p.start();
+    await a2.p.consume(makeSpans([{ traceId: id, spanId: 'cd'.repeat(8), parentSpanId: 'ef'.repeat(8) }]));
+    await a2.p.shutdown();
+    const clockC = new FakeClock(t0 + 60_000);
+    const c = make(clockC, { ...errorsOnly, buffer: { disk: { directory: d2, restore_grace: 0 } } }, new Telemetry(), 'tail_sampling/2');
+    await c.p.start();
+    await c.p.tick();
+    clockC.t = t0 + 61_000;
+    await c.p.consume(makeSpans([{ traceId: id, spanId: '12'.repeat(8), parentSpanId: 'ef'.repeat(8), status: 2 }]));
+    await c.p.tick();
+    expect(c.sink.spanCount).toBe(0);
+    expect(await c.tel.droppedByReason()).toEqual({ sampled_out: 1, late_not_sampled: 1 });
   });
 
   it('disk full (ENOSPC): stops spilling, decides early (counted), and spills again once space returns', async () => {
