@@ -10,7 +10,9 @@
  *   node dist/receivers/otlp/refusal-bench.js [--calls 2000] [--concurrency 16] [--transport grpc|http]
  *
  * Prints one JSON line per case: receiver CPU µs per request (user +
- * system of the receiver's process) and requests/s; then the ratios.
+ * system of the receiver's process) and requests/s; then the ratios. For
+ * gRPC also the floor: a bare node:http2 server (64 KiB stream window) that
+ * answers every stream Trailers-Only and resets it, with no receiver at all.
  */
 import { fork } from 'node:child_process';
 import http from 'node:http';
@@ -28,9 +30,27 @@ import { ask } from './bench.js';
 
 const PATH = '/opentelemetry.proto.collector.trace.v1.TraceService/Export';
 const identity = (b: Buffer) => b;
-type Case = 'accepted' | 'refused_after_read' | 'refused_at_headers';
+type Case = 'accepted' | 'refused_after_read' | 'refused_at_headers' | 'bare_http2';
 
 async function serve(kind: Case): Promise<void> {
+  if (kind === 'bare_http2') {
+    // The floor: node:http2 alone answering every stream Trailers-Only UNAVAILABLE and resetting it.
+    const h2 = await import('node:http2');
+    const s = h2.createServer({ settings: { initialWindowSize: 65_535 } });
+    s.on('stream', (st) => {
+      st.on('error', () => undefined);
+      st.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '14' }, { endStream: true });
+      st.close(h2.constants.NGHTTP2_NO_ERROR);
+    });
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+    process.on('message', (m) => {
+      if (m === 'cpu') process.send!({ cpu: process.cpuUsage() });
+      if (m === 'exit') process.exit(0);
+    });
+    const port = (s.address() as { port: number }).port;
+    process.send!({ ports: { grpc: port, http: 0 } });
+    return;
+  }
   const full = new RetryableError('sending queue is full', 500, 'ERR_QUEUE_FULL');
   const next = { consume: async () => (kind === 'accepted' ? undefined : Promise.reject(full)) };
   const admitAll = { check: () => undefined, accepted: () => undefined, refused: () => undefined };
@@ -102,7 +122,15 @@ async function main(): Promise<void> {
     const acc = await measure('accepted', transport, calls, concurrency, body);
     const late = await measure('refused_after_read', transport, calls, concurrency, body);
     const early = await measure('refused_at_headers', transport, calls, concurrency, body);
-    console.log(JSON.stringify({ transport, refused_after_read_vs_accepted: Math.round((late / acc) * 1000) / 1000, refused_at_headers_vs_accepted: Math.round((early / acc) * 1000) / 1000 }));
+    const floor = transport === 'grpc' ? await measure('bare_http2', transport, calls, concurrency, body) : undefined;
+    console.log(
+      JSON.stringify({
+        transport,
+        refused_after_read_vs_accepted: Math.round((late / acc) * 1000) / 1000,
+        refused_at_headers_vs_accepted: Math.round((early / acc) * 1000) / 1000,
+        bare_http2_refusal_vs_accepted: floor === undefined ? undefined : Math.round((floor / acc) * 1000) / 1000,
+      }),
+    );
   }
 }
 
