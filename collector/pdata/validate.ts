@@ -609,7 +609,7 @@ function message(buf: Uint8Array, p: number, end: number, s: MessageSchema): num
         if (e < 0) return under(name);
         for (let q = S.lenStart; q < e; ) {
           q = skipVarint(buf, q, e);
-          if (q < 0) return under(`packed ${name}`);
+          if (q < 0) return under(name);
         }
         p = e;
         break;
