@@ -130,6 +130,7 @@ export function indexLogRecord(rec: LogRecord): string | undefined {
       }
       default: {
         const f = tag >>> 3;
+        if (f === 0) return `invalid log record: field number 0`;
         // A known field with the wrong wire type is malformed; unknown fields are carried as they are.
         if (f >= 1 && f <= 12 && f !== 4) return `invalid log record: field ${f} has wire type ${tag & 7}`;
         r.skip(tag & 7);

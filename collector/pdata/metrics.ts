@@ -103,6 +103,7 @@ export function indexMetric(m: Metric): string | undefined {
   while (!r.done()) {
     const tag = r.uint32();
     const f = tag >>> 3;
+    if (f === 0) return `invalid metric: field number 0`;
     const type = METRIC_DATA_FIELDS[f];
     if (type !== undefined) {
       if ((tag & 7) !== WIRE_LEN) return `invalid metric: field ${f} has wire type ${tag & 7}`;

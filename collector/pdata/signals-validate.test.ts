@@ -111,6 +111,19 @@ describe('log requests: headers and values checked like spans', () => {
     expect(s.rejectReason).toMatch(/attributes\[0\]: invalid UTF-8 in key/);
   });
 
+  it('rejects a record or a metric with field number 0 or a group, alone', () => {
+    const zero = Uint8Array.from([...logRecord(), 0x00, 0x01]);
+    const group = Uint8Array.from([...logRecord(), 0xa3, 0x01, 0xa4, 0x01]); // field 20, group start/end
+    const s = scanLogsRequest(request([{ scopes: [{ items: [zero, group, logRecord()] }] }]));
+    expect(s.items).toHaveLength(1);
+    expect(s.rejected).toBe(2);
+    expect(s.rejectReason).toMatch(/field number 0/);
+    const m = scanMetricsRequest(request([{ scopes: [{ items: [Uint8Array.from([...gauge('z', [numberPoint()]), 0x00, 0x01]), gauge('ok', [numberPoint()])] }] }]));
+    expect(m.items.map((x) => x.name)).toEqual(['ok']);
+    expect(m.rejectedPoints).toBe(1);
+    expect(m.rejectReason).toMatch(/field number 0/);
+  });
+
   it('refuses the whole request when the frame is broken', () => {
     // scope_logs (field 2 of ResourceLogs) as a varint
     expect(() => scanLogsRequest(msg([[1, 'b', [[2, 'v', 1]]]]))).toThrow(WireError);
