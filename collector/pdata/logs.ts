@@ -7,12 +7,11 @@
  * (`encodeExportRequest` in encode.ts: the frame is the same for all signals).
  * Unknown fields stay in the bytes and are exported as they came.
  */
-import { isUtf8 } from 'node:buffer';
 import { WireReader, WireWriter, WIRE_LEN, WIRE_I64, WIRE_I32, WIRE_VARINT, toHex, utf8Encode } from './wire.js';
 import { encodeKeyValue, type AttrValue } from './attributes.js';
 import type { ScopeRef } from './spans.js';
 import { EncodedItem, scanFramed, type FramedScan } from './scan.js';
-import { checkAnyValue, checkKeyValue } from './anycheck.js';
+import { anyValueProblem, attributeProblem, isValidUtf8 } from './validate.js';
 
 // LogRecord field numbers (opentelemetry-proto logs/v1).
 export const LOG_TIME = 1;
@@ -77,7 +76,7 @@ const ZERO_TRACE = '00000000000000000000000000000000';
  */
 export function scanLogsRequest(input: Uint8Array): LogsScan {
   const ids = new TraceIdMemo();
-  return scanFramed(input, (buf, off, len, scope) => {
+  return scanFramed(input, 'logs', (buf, off, len, scope) => {
     const rec = new LogRecord(buf, off, len, scope);
     return indexLogRecord(rec, ids) ?? rec;
   });
@@ -115,6 +114,7 @@ export class TraceIdMemo {
 export function indexLogRecord(rec: LogRecord, ids?: TraceIdMemo): string | undefined {
   const buf = rec.buf;
   const r = new WireReader(buf, rec.off, rec.off + rec.len);
+  let attrs = 0;
   while (!r.done()) {
     const tag = r.uint32();
     switch (tag) {
@@ -134,21 +134,22 @@ export function indexLogRecord(rec: LogRecord, ids?: TraceIdMemo): string | unde
       case (LOG_SEVERITY_TEXT << 3) | WIRE_LEN:
       case (LOG_EVENT_NAME << 3) | WIRE_LEN: {
         const e = r.lenEnd();
-        if (!isUtf8(buf.subarray(r.pos, e))) return `invalid log record: field ${tag >>> 3} is not valid UTF-8`;
+        if (!isValidUtf8(buf, r.pos, e)) return `invalid log record: ${tag >>> 3 === LOG_SEVERITY_TEXT ? 'severity_text' : 'event_name'} is not valid UTF-8`;
         r.pos = e;
         break;
       }
       case (LOG_BODY << 3) | WIRE_LEN: {
         const e = r.lenEnd();
-        const p = checkAnyValue(buf, r.pos, e);
-        if (p !== undefined) return `invalid log record body: ${p}`;
+        const p = anyValueProblem(buf, r.pos, e);
+        if (p !== undefined) return `invalid log record: body: ${p}`;
         r.pos = e;
         break;
       }
       case (LOG_ATTRIBUTES << 3) | WIRE_LEN: {
         const e = r.lenEnd();
-        const p = checkKeyValue(buf, r.pos, e);
-        if (p !== undefined) return `invalid log record attribute: ${p}`;
+        const p = attributeProblem(buf, r.pos, e);
+        if (p !== undefined) return `invalid log record: attributes[${attrs}]: ${p}`;
+        attrs++;
         r.pos = e;
         break;
       }
@@ -170,6 +171,7 @@ export function indexLogRecord(rec: LogRecord, ids?: TraceIdMemo): string | unde
       }
       default: {
         const f = tag >>> 3;
+        if (f === 0) return `invalid log record: field number 0`;
         // A known field with the wrong wire type is malformed; unknown fields are carried as they are.
         if (f >= 1 && f <= 12 && f !== 4) return `invalid log record: field ${f} has wire type ${tag & 7}`;
         r.skip(tag & 7);

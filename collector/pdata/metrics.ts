@@ -7,11 +7,10 @@
  * together. Unknown fields are carried byte for byte; exporting re-frames
  * (encode.ts).
  */
-import { isUtf8 } from 'node:buffer';
-import { WireReader, WIRE_LEN, WIRE_VARINT } from './wire.js';
+import { WireReader, WIRE_LEN } from './wire.js';
 import type { ScopeRef } from './spans.js';
 import { EncodedItem, scanFramed, type FramedScan } from './scan.js';
-import { checkKeyValue } from './anycheck.js';
+import { attributeProblem, checkMetricData, isValidUtf8, lastProblem } from './validate.js';
 
 export type MetricType = 'gauge' | 'sum' | 'histogram' | 'exponential_histogram' | 'summary' | 'empty';
 
@@ -61,13 +60,30 @@ export type MetricsScan = FramedScan<Metric> & {
  */
 export function scanMetricsRequest(input: Uint8Array): MetricsScan {
   let rejectedPoints = 0;
-  const scan = scanFramed<Metric>(input, (buf, off, len, scope) => {
-    const m = new Metric(buf, off, len, scope);
-    const p = indexMetric(m);
-    if (p === undefined) return m;
-    rejectedPoints += Math.max(1, m.points);
-    return p;
-  });
+  const scan = scanFramed<Metric>(
+    input,
+    'metrics',
+    (buf, off, len, scope) => {
+      const m = new Metric(buf, off, len, scope);
+      let p: string | undefined = 'malformed';
+      try {
+        p = indexMetric(m);
+      } finally {
+        if (p !== undefined) rejectedPoints += Math.max(1, m.points);
+      }
+      return p ?? m;
+    },
+    (buf, off, len) => {
+      // Rejected with its resource or scope: count its points if they can be counted.
+      const m = new Metric(buf, off, len, undefined as never);
+      try {
+        indexMetric(m);
+      } catch {
+        // malformed: counted as one
+      }
+      rejectedPoints += Math.max(1, m.points);
+    },
+  );
   let points = 0;
   for (const m of scan.items) points += m.points;
   return Object.assign(scan, { points, rejectedPoints });
@@ -87,59 +103,49 @@ export function indexMetric(m: Metric): string | undefined {
   while (!r.done()) {
     const tag = r.uint32();
     const f = tag >>> 3;
+    if (f === 0) return `invalid metric: field number 0`;
     const type = METRIC_DATA_FIELDS[f];
     if (type !== undefined) {
       if ((tag & 7) !== WIRE_LEN) return `invalid metric: field ${f} has wire type ${tag & 7}`;
       const e = r.lenEnd();
       if (m.type !== 'empty') return `invalid metric "${m.name}": more than one data field`;
       m.type = type;
-      const p = indexData(m, type as Exclude<MetricType, 'empty'>, r.pos, e);
-      if (p !== undefined) return `invalid metric "${m.name}": ${p}`;
+      const n = checkMetricData(buf, r.pos, e, f);
+      if (n < 0) {
+        m.points = countEntries(buf, r.pos, e);
+        return `invalid metric "${m.name}": ${type}: ${lastProblem()}`;
+      }
+      m.points = n;
       r.pos = e;
     } else if (f === 1 || f === 2 || f === 3) {
       if ((tag & 7) !== WIRE_LEN) return `invalid metric: field ${f} has wire type ${tag & 7}`;
       const e = r.lenEnd();
-      if (!isUtf8(buf.subarray(r.pos, e))) return `invalid metric: field ${f} is not valid UTF-8`;
+      if (!isValidUtf8(buf, r.pos, e)) return `invalid metric: ${f === 1 ? 'name' : f === 2 ? 'description' : 'unit'} is not valid UTF-8`;
       if (f === 1) m.name = buf instanceof Buffer ? buf.toString('utf8', r.pos, e) : Buffer.from(buf.subarray(r.pos, e)).toString('utf8');
       r.pos = e;
     } else if (f === 12) {
       if ((tag & 7) !== WIRE_LEN) return `invalid metric: field 12 has wire type ${tag & 7}`;
       const e = r.lenEnd();
-      const p = checkKeyValue(buf, r.pos, e);
-      if (p !== undefined) return `invalid metric metadata: ${p}`;
+      const p = attributeProblem(buf, r.pos, e);
+      if (p !== undefined) return `invalid metric "${m.name}": metadata: ${p}`;
       r.pos = e;
     } else r.skip(tag & 7);
   }
   return undefined;
 }
 
-/** Counts the data points of a Gauge/Sum/Histogram/... message and checks their attributes. */
-function indexData(m: Metric, type: Exclude<MetricType, 'empty'>, start: number, end: number): string | undefined {
-  const buf = m.buf;
-  const attrField = POINT_ATTRIBUTES_FIELD[type];
-  const r = new WireReader(buf, start, end);
-  while (!r.done()) {
-    const tag = r.uint32();
-    if (tag >>> 3 === 1) {
-      if ((tag & 7) !== WIRE_LEN) return `data point has wire type ${tag & 7}`;
-      const e = r.lenEnd();
-      const pr = new WireReader(buf, r.pos, e);
-      while (!pr.done()) {
-        const pt = pr.uint32();
-        if (pt >>> 3 === attrField) {
-          if ((pt & 7) !== WIRE_LEN) return `data point attributes have wire type ${pt & 7}`;
-          const ae = pr.lenEnd();
-          const p = checkKeyValue(buf, pr.pos, ae);
-          if (p !== undefined) return `data point attribute: ${p}`;
-          pr.pos = ae;
-        } else pr.skip(pt & 7);
-      }
-      m.points++;
-      r.pos = e;
-    } else if (tag >>> 3 === 2 || tag >>> 3 === 3) {
-      if ((tag & 7) !== WIRE_VARINT) return `field ${tag >>> 3} has wire type ${tag & 7}`;
-      r.skip(WIRE_VARINT);
-    } else r.skip(tag & 7);
+/** The field-1 entries (data points) of a data message that failed its check, counted as far as they can be. */
+function countEntries(buf: Uint8Array, start: number, end: number): number {
+  let n = 0;
+  try {
+    const r = new WireReader(buf, start, end);
+    while (!r.done()) {
+      const tag = r.uint32();
+      if (tag === ((1 << 3) | WIRE_LEN)) n++;
+      r.skip(tag & 7);
+    }
+  } catch {
+    // counted up to the damage
   }
-  return undefined;
+  return n;
 }

@@ -6,8 +6,9 @@
  * signal's indexer (logs.ts, metrics.ts); headers are kept as encoded bytes
  * shared by their items, exactly as spans.ts does for spans.
  */
-import { WireReader, WIRE_LEN } from './wire.js';
-import { ResourceRef, ScopeRef, joinRanges } from './spans.js';
+import { WireReader, WireError, WIRE_LEN } from './wire.js';
+import { ResourceRef, ScopeRef, joinRanges, splitContainer } from './spans.js';
+import { checkResource, checkScope, releaseBuffer } from './validate.js';
 
 /**
  * What a log record and a metric share: their encoded message is
@@ -55,28 +56,75 @@ export interface FramedScan<T> {
 }
 
 /**
- * Returns the indexed item, or a string saying why the item is invalid. Throws
- * WireError when the bytes are not well-formed protobuf (the whole request is
- * then refused).
+ * Returns the indexed item, or a string saying why the item is invalid. A
+ * WireError thrown for bytes inside the item rejects that item alone (the
+ * frame around it was checked).
  */
 export type Indexer<T> = (buf: Buffer, off: number, len: number, scope: ScopeRef) => T | string;
 
-/** Scans an export request of any signal. Throws WireError when the frame is malformed. */
-export function scanFramed<T>(input: Uint8Array, index: Indexer<T>): FramedScan<T> {
+/**
+ * Scans an export request of `signal` ('logs': ResourceLogs/ScopeLogs,
+ * 'metrics': ResourceMetrics/ScopeMetrics). Resource and scope headers are
+ * checked as spans' are (validate.ts `checkResource`/`checkScope`, strict
+ * UTF-8 schema_url): the items under a header a strict backend would refuse
+ * are rejected, each passed to `onHeaderReject` (metrics count their points
+ * there), the first reason naming the group and the field. Throws WireError
+ * when the frame itself is malformed (the whole request is then refused).
+ */
+export function scanFramed<T>(
+  input: Uint8Array,
+  signal: 'logs' | 'metrics',
+  index: Indexer<T>,
+  onHeaderReject?: (buf: Buffer, off: number, len: number) => void,
+): FramedScan<T> {
   const buf = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
   const out: FramedScan<T> = { items: [], rejected: 0, rejectReason: '', bytes: buf.length };
-  const r = new WireReader(buf);
-  while (!r.done()) {
-    const tag = r.uint32();
-    if (tag === ((1 << 3) | WIRE_LEN)) {
+  const resourceLabel = `resource_${signal}`;
+  const scopeLabel = `scope_${signal}`;
+  const resourceNames = ['', 'resource', scopeLabel, 'schema_url'];
+  const scopeNames = ['', 'scope', signal === 'logs' ? 'log_records' : 'metrics', 'schema_url'];
+  try {
+    const r = new WireReader(buf);
+    let ri = 0;
+    while (!r.done()) {
+      const tag = r.uint32();
+      const fno = tag >>> 3;
+      const wt = tag & 7;
+      if (fno === 0) throw new WireError(`${resourceLabel}: field number 0`);
+      if (wt === 3 || wt === 4 || wt > 5) throw new WireError(`field ${fno} has wire type ${wt}, which is not allowed`);
+      if (fno !== 1) {
+        r.skip(wt);
+        continue;
+      }
+      if (wt !== WIRE_LEN) throw new WireError(`${resourceLabel} has wire type ${wt}, want length-delimited`);
       const end = r.lenEnd();
-      const [header, scopes] = splitList(buf, r.pos, end);
-      const resource = new ResourceRef(header);
+      const what = `${resourceLabel}[${ri++}]`;
+      const rs = splitContainer(buf, r.pos, end, resourceNames, resourceLabel, what, checkResource, '');
+      const resource = new ResourceRef(joinRanges(buf, rs.headerParts));
+      const scopes = rs.children;
       for (let i = 0; i < scopes.length; i += 2) {
-        const [sh, items] = splitList(buf, scopes[i], scopes[i + 1]);
-        const scope = new ScopeRef(resource, sh);
+        const sw = `${what}.${scopeLabel}[${i / 2}]`;
+        const ss = splitContainer(buf, scopes[i], scopes[i + 1], scopeNames, scopeLabel, sw, checkScope, rs.problem);
+        const items = ss.children;
+        if (ss.problem !== '') {
+          // The whole group is refused: name where (the resource's problem is inherited by its scopes).
+          const reason = `${rs.problem !== '' ? what : sw}: ${ss.problem}`;
+          for (let j = 0; j < items.length; j += 2) {
+            out.rejected++;
+            if (out.rejectReason === '') out.rejectReason = reason;
+            onHeaderReject?.(buf, items[j], items[j + 1] - items[j]);
+          }
+          continue;
+        }
+        const scope = new ScopeRef(resource, joinRanges(buf, ss.headerParts));
         for (let j = 0; j < items.length; j += 2) {
-          const x = index(buf, items[j], items[j + 1] - items[j], scope);
+          let x: T | string;
+          try {
+            x = index(buf, items[j], items[j + 1] - items[j], scope);
+          } catch (err) {
+            if (!(err instanceof WireError)) throw err;
+            x = `malformed: ${err.message}`;
+          }
           if (typeof x === 'string') {
             out.rejected++;
             if (out.rejectReason === '') out.rejectReason = x;
@@ -84,27 +132,9 @@ export function scanFramed<T>(input: Uint8Array, index: Indexer<T>): FramedScan<
         }
       }
       r.pos = end;
-    } else r.skip(tag & 7);
+    }
+  } finally {
+    releaseBuffer();
   }
   return out;
-}
-
-/** Splits a message into its header (every field but field 2, re-joined) and the ranges of its field-2 entries. */
-function splitList(buf: Uint8Array, start: number, end: number): [Uint8Array, number[]] {
-  const r = new WireReader(buf, start, end);
-  const headerParts: Array<[number, number]> = [];
-  const ranges: number[] = [];
-  while (!r.done()) {
-    const fieldStart = r.pos;
-    const tag = r.uint32();
-    if (tag === ((2 << 3) | WIRE_LEN)) {
-      const e = r.lenEnd();
-      ranges.push(r.pos, e);
-      r.pos = e;
-    } else {
-      r.skip(tag & 7);
-      headerParts.push([fieldStart, r.pos]);
-    }
-  }
-  return [joinRanges(buf, headerParts), ranges];
 }

@@ -224,7 +224,7 @@ function container(buf: Uint8Array, p: number, end: number, names: readonly stri
   }
 }
 
-interface Split {
+export interface Split {
   /** Every field but the children, as [start, end) ranges: the header re-emitted verbatim. */
   headerParts: Array<[number, number]>;
   /** The children's payloads (field 2) as start, end pairs. */
@@ -238,7 +238,7 @@ interface Split {
  * children (field 2), checking the header's contents unless an enclosing
  * header already failed (`inherited`).
  */
-function splitContainer(buf: Buffer, start: number, end: number, names: readonly string[], label: string, what: string, check: (b: Uint8Array, s: number, e: number) => number, inherited: string): Split {
+export function splitContainer(buf: Buffer, start: number, end: number, names: readonly string[], label: string, what: string, check: (b: Uint8Array, s: number, e: number) => number, inherited: string): Split {
   const out: Split = { headerParts: [], children: [], problem: inherited };
   let p = start;
   while (p < end) {

@@ -427,6 +427,229 @@ export function checkScope(buf: Uint8Array, p: number, end: number): number {
 }
 
 
+// ---------------------------------------------------------------- log and metric parts
+
+/**
+ * One KeyValue message in buf[start, end) (an attribute: its value is AnyValue
+ * level 1), checked as span attributes are. Returns the problem (with its path
+ * inside the KeyValue) or undefined. Used for log record and data point
+ * attributes and metric metadata.
+ */
+export function attributeProblem(buf: Uint8Array, start: number, end: number): string | undefined {
+  if (plainAttribute(buf, start, end)) return undefined;
+  return keyValue(buf, start, end, 1) < 0 ? lastProblem() : undefined;
+}
+
+/** One AnyValue message at level 1 (a log record's body); returns the problem or undefined. */
+export function anyValueProblem(buf: Uint8Array, start: number, end: number): string | undefined {
+  return anyValue(buf, start, end, 1) < 0 ? lastProblem() : undefined;
+}
+
+// Field kinds of the metric messages below (checked generically: metrics are not the span hot path).
+const K_F64 = 1; // fixed64 / sfixed64 / double
+const K_VAR = 2; // (s)int32/64, uint32/64, bool, enum
+const K_KV = 3; // repeated KeyValue attributes
+const K_P64 = 4; // repeated fixed64 / double: packed (length a multiple of 8) or one per tag
+const K_PVAR = 5; // repeated uint64: packed varints or one per tag
+const K_ID8 = 6; // span id: 8 bytes or none
+const K_ID16 = 7; // trace id: 16 bytes or none
+const K_MSG = 8; // a nested message (subs[n])
+const K_RMSG = 9; // a repeated nested message (subs[n])
+
+interface MessageSchema {
+  names: readonly string[];
+  types: readonly number[];
+  kinds: readonly number[];
+  subs: ReadonlyArray<MessageSchema | undefined>;
+}
+
+function schema(fields: ReadonlyArray<[number, string, number, MessageSchema?]>): MessageSchema {
+  const n = Math.max(...fields.map((f) => f[0])) + 1;
+  const names: string[] = new Array<string>(n).fill('');
+  const types: number[] = new Array<number>(n).fill(0);
+  const kinds: number[] = new Array<number>(n).fill(0);
+  const subs: Array<MessageSchema | undefined> = new Array<MessageSchema | undefined>(n).fill(undefined);
+  for (const [no, name, kind, sub] of fields) {
+    names[no] = name;
+    kinds[no] = kind;
+    types[no] = kind === K_F64 ? 1 : kind === K_VAR ? 0 : 2;
+    subs[no] = sub;
+  }
+  return { names, types, kinds, subs };
+}
+
+const EXEMPLAR = schema([
+  [7, 'filtered_attributes', K_KV],
+  [2, 'time_unix_nano', K_F64],
+  [3, 'as_double', K_F64],
+  [6, 'as_int', K_F64],
+  [4, 'span_id', K_ID8],
+  [5, 'trace_id', K_ID16],
+]);
+const NUMBER_POINT = schema([
+  [7, 'attributes', K_KV],
+  [2, 'start_time_unix_nano', K_F64],
+  [3, 'time_unix_nano', K_F64],
+  [4, 'as_double', K_F64],
+  [6, 'as_int', K_F64],
+  [5, 'exemplars', K_RMSG, EXEMPLAR],
+  [8, 'flags', K_VAR],
+]);
+const HISTOGRAM_POINT = schema([
+  [9, 'attributes', K_KV],
+  [2, 'start_time_unix_nano', K_F64],
+  [3, 'time_unix_nano', K_F64],
+  [4, 'count', K_F64],
+  [5, 'sum', K_F64],
+  [6, 'bucket_counts', K_P64],
+  [7, 'explicit_bounds', K_P64],
+  [8, 'exemplars', K_RMSG, EXEMPLAR],
+  [10, 'flags', K_VAR],
+  [11, 'min', K_F64],
+  [12, 'max', K_F64],
+]);
+const BUCKETS = schema([
+  [1, 'offset', K_VAR],
+  [2, 'bucket_counts', K_PVAR],
+]);
+const EXP_HISTOGRAM_POINT = schema([
+  [1, 'attributes', K_KV],
+  [2, 'start_time_unix_nano', K_F64],
+  [3, 'time_unix_nano', K_F64],
+  [4, 'count', K_F64],
+  [5, 'sum', K_F64],
+  [6, 'scale', K_VAR],
+  [7, 'zero_count', K_F64],
+  [8, 'positive', K_MSG, BUCKETS],
+  [9, 'negative', K_MSG, BUCKETS],
+  [10, 'flags', K_VAR],
+  [11, 'exemplars', K_RMSG, EXEMPLAR],
+  [12, 'min', K_F64],
+  [13, 'max', K_F64],
+  [14, 'zero_threshold', K_F64],
+]);
+const QUANTILE = schema([
+  [1, 'quantile', K_F64],
+  [2, 'value', K_F64],
+]);
+const SUMMARY_POINT = schema([
+  [7, 'attributes', K_KV],
+  [2, 'start_time_unix_nano', K_F64],
+  [3, 'time_unix_nano', K_F64],
+  [4, 'count', K_F64],
+  [5, 'sum', K_F64],
+  [6, 'quantile_values', K_RMSG, QUANTILE],
+  [8, 'flags', K_VAR],
+]);
+
+/** Gauge, Sum, Histogram, ExponentialHistogram, Summary by their Metric field number (5, 7, 9, 10, 11). */
+const METRIC_DATA: ReadonlyArray<MessageSchema | undefined> = (() => {
+  const a: Array<MessageSchema | undefined> = [];
+  a[5] = schema([[1, 'data_points', K_RMSG, NUMBER_POINT]]);
+  a[7] = schema([
+    [1, 'data_points', K_RMSG, NUMBER_POINT],
+    [2, 'aggregation_temporality', K_VAR],
+    [3, 'is_monotonic', K_VAR],
+  ]);
+  a[9] = schema([
+    [1, 'data_points', K_RMSG, HISTOGRAM_POINT],
+    [2, 'aggregation_temporality', K_VAR],
+  ]);
+  a[10] = schema([
+    [1, 'data_points', K_RMSG, EXP_HISTOGRAM_POINT],
+    [2, 'aggregation_temporality', K_VAR],
+  ]);
+  a[11] = schema([[1, 'data_points', K_RMSG, SUMMARY_POINT]]);
+  return a;
+})();
+
+/** Entries of field 1 seen by the last message() to return (the data point count of a Gauge, Sum, ...). */
+let firstFieldCount = 0;
+
+/** Walks one message of `s` completely; returns its end or -1. */
+function message(buf: Uint8Array, p: number, end: number, s: MessageSchema): number {
+  const { names, types, kinds, subs } = s;
+  const seen = new Int32Array(names.length);
+  while (p < end) {
+    p = tagAt(buf, p, end);
+    if (p < 0) return -1;
+    const t = S.vv;
+    const fno = t >>> 3;
+    const wt = t & 7;
+    const kind = fno < kinds.length ? kinds[fno] : 0;
+    const name = kind === 0 ? '' : names[fno];
+    if (kind === 0 || (wt !== types[fno] && !(kind === K_P64 && wt === 1) && !(kind === K_PVAR && wt === 0))) {
+      p = other(buf, p, end, t, names, types);
+      if (p < 0) return -1;
+      continue;
+    }
+    const i = seen[fno]++;
+    switch (kind) {
+      case K_F64:
+      case K_P64:
+        if (wt === 1) {
+          p = fixed(p, end, 8, name);
+          break;
+        }
+        p = lenEnd(buf, p, end);
+        if (p < 0) return under(name);
+        if ((p - S.lenStart) % 8 !== 0) return fail(`packed ${name}: ${p - S.lenStart} bytes, not a multiple of 8`);
+        break;
+      case K_VAR:
+        p = skipVarint(buf, p, end);
+        if (p < 0) return under(name);
+        break;
+      case K_PVAR: {
+        if (wt === 0) {
+          p = skipVarint(buf, p, end);
+          if (p < 0) return under(name);
+          break;
+        }
+        const e = lenEnd(buf, p, end);
+        if (e < 0) return under(name);
+        for (let q = S.lenStart; q < e; ) {
+          q = skipVarint(buf, q, e);
+          if (q < 0) return under(name);
+        }
+        p = e;
+        break;
+      }
+      case K_KV:
+        p = attribute(buf, p, end, name, i);
+        break;
+      case K_ID8:
+        p = id(buf, p, end, name, 8, true);
+        break;
+      case K_ID16:
+        p = id(buf, p, end, name, 16, true);
+        break;
+      default: {
+        const e = lenEnd(buf, p, end);
+        const seg = kind === K_RMSG ? `${name}[${i}]` : name;
+        if (e < 0 || message(buf, S.lenStart, e, subs[fno] as MessageSchema) < 0) return under(seg);
+        p = e;
+      }
+    }
+    if (p < 0) return -1;
+  }
+  firstFieldCount = seen.length > 1 ? seen[1] : 0;
+  return p;
+}
+
+/**
+ * Checks the data message of a metric (`field`: 5 gauge, 7 sum, 9 histogram,
+ * 10 exponential histogram, 11 summary) in buf[start, end) completely: every
+ * data point with its numbers' wire types, packed or unpacked bucket counts,
+ * exemplars (ids, attributes), quantiles and attributes. Returns the number of
+ * data points, or -1 with the problem in lastProblem().
+ */
+export function checkMetricData(buf: Uint8Array, start: number, end: number, field: number): number {
+  const s = METRIC_DATA[field];
+  if (s === undefined) return fail(`field ${field} is not a metric data field`);
+  return message(buf, start, end, s) < 0 ? -1 : firstFieldCount;
+}
+
+
 // ---------------------------------------------------------------- span parts
 
 const EVENT_NAMES = ['', 'time_unix_nano', 'name', 'attributes', 'dropped_attributes_count'];
