@@ -513,28 +513,39 @@ export class AttrList {
 
 // ------------------------------------------------------------------ events
 
-/** An Event (Span field 11): time (1), name (2), attributes (3), dropped_attributes_count (4). */
-export class EventEdit {
+/**
+ * A message with a repeated KeyValue field (`attrField`) and optionally a
+ * dropped-attributes count (`droppedField`, 0 for none): events, log records,
+ * metric data points. Only the attributes are decoded; everything else is
+ * copied as it was when the message is written back.
+ */
+export class AttrMessageEdit {
   readonly buf: Uint8Array;
   readonly start: number;
   readonly end: number;
   readonly attrs: AttrList;
   droppedAttributes: number;
   private readonly origDropped: number;
-  constructor(buf: Uint8Array, start: number, end: number, keyOf: KeyDecoder = utf8Decode) {
+  protected readonly attrField: number;
+  protected readonly droppedField: number;
+  constructor(buf: Uint8Array, start: number, end: number, attrField: number, droppedField: number, keyOf: KeyDecoder = utf8Decode) {
     this.buf = buf;
     this.start = start;
     this.end = end;
+    this.attrField = attrField;
+    this.droppedField = droppedField;
+    const attrTag = (attrField << 3) | WIRE_LEN;
+    const droppedTag = droppedField === 0 ? -1 : (droppedField << 3) | WIRE_VARINT;
     const items: KeyValue[] = [];
     let dropped = 0;
     const r = new WireReader(buf, start, end);
     while (!r.done()) {
       const t = r.uint32();
-      if (t === ((3 << 3) | WIRE_LEN)) {
+      if (t === attrTag) {
         const e = r.lenEnd();
         items.push(KeyValue.fromWire(buf, r.pos, e, keyOf));
         r.pos = e;
-      } else if (t === ((4 << 3) | WIRE_VARINT)) dropped = r.uint32();
+      } else if (t === droppedTag) dropped = r.uint32();
       else r.skip(t & 7);
     }
     this.attrs = new AttrList(items);
@@ -544,15 +555,102 @@ export class EventEdit {
   get changed(): boolean {
     return this.attrs.changed || this.droppedAttributes !== this.origDropped;
   }
+  /** Writes the message's payload (without its own tag and length). */
+  writePayload(w: WireWriter, extra?: FieldReplacement): void {
+    writeMessageWithAttrs(w, this.buf, this.start, this.end, this.attrField, this.attrs, this.droppedField, this.droppedAttributes, this.origDropped, extra);
+  }
   encodeTo(w: WireWriter, fieldNo: number): void {
     if (!this.changed) {
       w.lenField(fieldNo, this.buf, this.start, this.end);
       return;
     }
     const m = w.beginLen(fieldNo);
-    writeMessageWithAttrs(w, this.buf, this.start, this.end, 3, this.attrs, 4, this.droppedAttributes, this.origDropped);
+    this.writePayload(w);
     w.endLen(m);
   }
+}
+
+/** An Event (Span field 11): time (1), name (2), attributes (3), dropped_attributes_count (4). */
+export class EventEdit extends AttrMessageEdit {
+  constructor(buf: Uint8Array, start: number, end: number, keyOf: KeyDecoder = utf8Decode) {
+    super(buf, start, end, 3, 4, keyOf);
+  }
+}
+
+/** The key under which a log body is shown to redact and truncate rules. */
+export const LOG_BODY_KEY = 'log.body';
+
+/**
+ * A LogRecord: attributes (6), dropped_attributes_count (7) and the body (5),
+ * which is offered to rules as a one-attribute list keyed `log.body`.
+ */
+export class LogEdit extends AttrMessageEdit {
+  private bodyStart = -1;
+  private bodyEnd = -1;
+  private _body: AttrList | null = null;
+  constructor(buf: Uint8Array, start: number, end: number, keyOf: KeyDecoder = utf8Decode) {
+    super(buf, start, end, 6, 7, keyOf);
+    const r = new WireReader(buf, start, end);
+    while (!r.done()) {
+      const t = r.uint32();
+      if (t === ((5 << 3) | WIRE_LEN)) {
+        const e = r.lenEnd();
+        this.bodyStart = r.pos;
+        this.bodyEnd = e;
+        r.pos = e;
+      } else r.skip(t & 7);
+    }
+  }
+  /** The body as a list of one KeyValue (`log.body`), or null when the record has none. */
+  body(): AttrList | null {
+    if (this.bodyStart < 0) return null;
+    if (this._body === null) {
+      const w = new WireWriter(this.bodyEnd - this.bodyStart + 16);
+      w.stringField(1, LOG_BODY_KEY);
+      w.lenField(2, this.buf, this.bodyStart, this.bodyEnd);
+      const b = w.finish();
+      this._body = new AttrList([KeyValue.fromWire(b, 0, b.length)]);
+    }
+    return this._body;
+  }
+  private get bodyChanged(): boolean {
+    return this._body !== null && this._body.changed;
+  }
+  override get changed(): boolean {
+    return super.changed || this.bodyChanged;
+  }
+  /** The re-encoded record (call only when changed). */
+  encode(): Uint8Array {
+    const w = new WireWriter(this.end - this.start + 64);
+    const body = this.bodyChanged ? this._body!.items[0] : undefined;
+    this.writePayload(
+      w,
+      body === undefined
+        ? undefined
+        : {
+            tag: (5 << 3) | WIRE_LEN,
+            write: (out) => {
+              const m = out.beginLen(5);
+              writeAnyValuePayload(out, body.value);
+              out.endLen(m);
+            },
+          },
+    );
+    return w.finish();
+  }
+}
+
+/** A data point (any metric type): only its attributes are edited; no dropped count. */
+export class PointEdit extends AttrMessageEdit {
+  constructor(buf: Uint8Array, start: number, end: number, attrField: number, keyOf: KeyDecoder = utf8Decode) {
+    super(buf, start, end, attrField, 0, keyOf);
+  }
+}
+
+/** A field whose first occurrence is written by `write` instead of being copied (later ones are dropped). */
+export interface FieldReplacement {
+  tag: number;
+  write(w: WireWriter): void;
 }
 
 /**
@@ -570,9 +668,11 @@ function writeMessageWithAttrs(
   droppedField: number,
   dropped: number,
   origDropped: number,
+  extra?: FieldReplacement,
 ): void {
   const attrTag = (attrField << 3) | WIRE_LEN;
-  const droppedTag = (droppedField << 3) | WIRE_VARINT;
+  const droppedTag = droppedField === 0 ? -1 : (droppedField << 3) | WIRE_VARINT;
+  let extraWritten = false;
   const r = new WireReader(buf, start, end);
   let attrsWritten = false;
   let droppedWritten = false;
@@ -593,6 +693,11 @@ function writeMessageWithAttrs(
         w.uint64Number(dropped);
       }
       droppedWritten = true;
+      continue;
+    }
+    if (extra !== undefined && t === extra.tag) {
+      if (!extraWritten) extra.write(w);
+      extraWritten = true;
       continue;
     }
     w.raw(buf, fs, r.pos);

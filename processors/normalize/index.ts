@@ -4,7 +4,8 @@
  */
 import { accessSync, constants as fsConstants } from 'node:fs';
 import type { ConfigProblem, CreateSettings, ProcessorFactory } from '../../collector/component.js';
-import type { TracesConsumer } from '../../collector/consumer.js';
+import type { LogsConsumer, MetricsConsumer, TracesConsumer } from '../../collector/consumer.js';
+import { SIGNALS } from '../../collector/signals.js';
 import { NormalizeConfig, OPERATIONS, type RuleConfig, type RuleScope } from './config.js';
 import { NormalizeProcessor, type NormalizeDeps } from './processor.js';
 import { effectiveRules } from './preset.js';
@@ -256,13 +257,20 @@ export const normalizeProcessorFactory: ProcessorFactory<typeof NormalizeConfig>
   kind: 'processor',
   configSchema: NormalizeConfig,
   validate: validateNormalize,
+  signals: SIGNALS,
   create(settings: CreateSettings, config: NormalizeConfig, next: TracesConsumer) {
+    return new NormalizeProcessor(settings, config, next);
+  },
+  createLogs(settings: CreateSettings, config: NormalizeConfig, next: LogsConsumer) {
+    return new NormalizeProcessor(settings, config, next);
+  },
+  createMetrics(settings: CreateSettings, config: NormalizeConfig, next: MetricsConsumer) {
     return new NormalizeProcessor(settings, config, next);
   },
 };
 
 /** Creates the processor with an injected environment / file reader (tests). */
-export function createNormalizeProcessor(settings: CreateSettings, config: NormalizeConfig, next: TracesConsumer, deps: NormalizeDeps): NormalizeProcessor {
+export function createNormalizeProcessor(settings: CreateSettings, config: NormalizeConfig, next: TracesConsumer | LogsConsumer | MetricsConsumer, deps: NormalizeDeps): NormalizeProcessor {
   return new NormalizeProcessor(settings, config, next, deps);
 }
 

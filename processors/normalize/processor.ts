@@ -11,11 +11,14 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Component, CreateSettings } from '../../collector/component.js';
-import type { TracesConsumer } from '../../collector/consumer.js';
+import type { LogsConsumer, MetricsConsumer, TracesConsumer } from '../../collector/consumer.js';
+import { indexLogRecord, type LogRecord } from '../../collector/pdata/logs.js';
+import { METRIC_DATA_FIELDS, POINT_ATTRIBUTES_FIELD, type Metric } from '../../collector/pdata/metrics.js';
+import type { EncodedItem } from '../../collector/pdata/scan.js';
 import { ResourceRef, ScopeRef, type Span } from '../../collector/pdata/spans.js';
-import { WireReader, WIRE_LEN, utf8Decode } from '../../collector/pdata/wire.js';
+import { WireReader, WireWriter, WIRE_LEN, utf8Decode } from '../../collector/pdata/wire.js';
 import type { Counter } from '../../collector/telemetry/metrics.js';
-import { AttrList, SpanEdit, editResourceHeader, type KeyValue } from './edit.js';
+import { AttrList, LogEdit, PointEdit, SpanEdit, editResourceHeader, type AnyValue, type KeyValue } from './edit.js';
 import { ALWAYS, NEVER, compileRule, type ApplyContext, type CompileDeps, type CompiledRule, type RuleMetrics } from './rules.js';
 import type { NormalizeConfig, RuleConfig } from './config.js';
 import { effectiveRules } from './preset.js';
@@ -25,6 +28,16 @@ const TAG_ATTR = (9 << 3) | WIRE_LEN;
 const TAG_EVENT = (11 << 3) | WIRE_LEN;
 const TAG_EVENT_ATTR = (3 << 3) | WIRE_LEN;
 const KEY_BUCKETS = 4096;
+const TAG_LOG_BODY = (5 << 3) | WIRE_LEN;
+const TAG_LOG_ATTR = (6 << 3) | WIRE_LEN;
+const TAG_POINT = (1 << 3) | WIRE_LEN;
+
+/**
+ * Attribute added to a metric data point whose attribute value a
+ * cardinality_limit collapsed (the OpenTelemetry SDK's overflow attribute).
+ */
+export const OVERFLOW_KEY = 'otel.metric.overflow';
+const OVERFLOW_VALUE: AnyValue = { t: 'bool', v: true };
 
 /** Rules that care about one key in one scope. */
 class KeyCheck {
@@ -57,6 +70,8 @@ interface ResState {
   ref: ResourceRef;
   /** Per rule index: 1 when the rule's service filter passes for this resource. */
   serviceOk: Uint8Array;
+  /** serviceOk without the rules that filter on span kind or name (log records, data points). */
+  recordActive?: Uint8Array;
 }
 
 interface ScopeState {
@@ -70,10 +85,14 @@ export interface NormalizeDeps {
   readFile?: (path: string) => Buffer;
 }
 
-export class NormalizeProcessor implements Component, TracesConsumer {
+export class NormalizeProcessor implements Component, TracesConsumer, LogsConsumer, MetricsConsumer {
   readonly mutatesData = true;
   private readonly settings: CreateSettings;
-  private readonly next: TracesConsumer;
+  private readonly next: TracesConsumer | LogsConsumer | MetricsConsumer;
+  /** Span-scoped rules: they also apply to log record and data point attributes. */
+  private readonly recordRules: CompiledRule[];
+  /** Record rules that also apply to log bodies (redact, truncate). */
+  private readonly bodyRules: CompiledRule[];
   readonly rules: CompiledRule[];
   private readonly resourceRules: CompiledRule[];
   private readonly spanRules: CompiledRule[];
@@ -105,9 +124,11 @@ export class NormalizeProcessor implements Component, TracesConsumer {
   private readonly mProcessed: ReturnType<Counter['labels']>;
   private readonly mReencoded: ReturnType<Counter['labels']>;
   private readonly mResources: ReturnType<Counter['labels']>;
+  private readonly mLogs: ReturnType<Counter['labels']>;
+  private readonly mPoints: ReturnType<Counter['labels']>;
   private stopped = false;
 
-  constructor(settings: CreateSettings, config: NormalizeConfig, next: TracesConsumer, deps: NormalizeDeps = {}) {
+  constructor(settings: CreateSettings, config: NormalizeConfig, next: TracesConsumer | LogsConsumer | MetricsConsumer, deps: NormalizeDeps = {}) {
     this.settings = settings;
     this.next = next;
     this.keyCacheSize = config.key_cache_size;
@@ -121,6 +142,8 @@ export class NormalizeProcessor implements Component, TracesConsumer {
     this.nameRules = this.rules.filter((r) => r.name);
     this.countRules = this.rules.filter((r) => r.span);
     this.eventCountRules = this.rules.filter((r) => r.event);
+    this.recordRules = this.countRules;
+    this.bodyRules = this.recordRules.filter((r) => r.appliesToBody);
     this.hasEventRules = this.eventCountRules.length > 0;
     this.hasSpanFilters = this.spanRules.some((r) => r.hasSpanFilter);
     this.hasServiceFilters = this.rules.some((r) => r.filter.services !== null);
@@ -131,11 +154,13 @@ export class NormalizeProcessor implements Component, TracesConsumer {
 
     const t = settings.telemetry;
     const id = settings.id;
-    const changed = t.counter('otelcol_processor_normalize_spans_changed_total', 'Spans a normalize rule changed, by rule.', ['processor', 'rule']);
+    const changed = t.counter('otelcol_processor_normalize_spans_changed_total', 'Spans, log records or data points a normalize rule changed, by rule.', ['processor', 'rule']);
     const redacted = t.counter('otelcol_processor_normalize_values_redacted_total', 'Values (or parts of values) redacted, by rule and detector.', ['processor', 'rule', 'detector']);
     const collapsed = t.counter('otelcol_processor_normalize_values_collapsed_total', 'Values replaced by _OTHER by a cardinality limit, by rule and key.', ['processor', 'rule', 'key']);
     this.mProcessed = t.counter('otelcol_processor_normalize_spans_total', 'Spans seen by the normalize processor.', ['processor']).labels(id);
-    this.mReencoded = t.counter('otelcol_processor_normalize_spans_reencoded_total', 'Spans re-encoded because a rule changed them.', ['processor']).labels(id);
+    this.mReencoded = t.counter('otelcol_processor_normalize_spans_reencoded_total', 'Spans, log records and data points re-encoded because a rule changed them.', ['processor']).labels(id);
+    this.mLogs = t.counter('otelcol_processor_normalize_log_records_total', 'Log records seen by the normalize processor.', ['processor']).labels(id);
+    this.mPoints = t.counter('otelcol_processor_normalize_metric_points_total', 'Metric data points seen by the normalize processor.', ['processor']).labels(id);
     this.mResources = t.counter('otelcol_processor_normalize_resources_changed_total', 'Resources (per request) whose attributes a rule changed.', ['processor']).labels(id);
     for (const r of this.rules) {
       const m = new BatchedRuleMetrics(
@@ -185,7 +210,200 @@ export class NormalizeProcessor implements Component, TracesConsumer {
       spans = spans.filter((s) => !failed!.has(s));
       if (spans.length === 0) return;
     }
-    return this.next.consume(spans);
+    return (this.next as TracesConsumer).consume(spans);
+  }
+
+  async consumeLogs(records: LogRecord[]): Promise<void> {
+    const failed = this.eachItem(records, (rec) => this.processLog(rec));
+    this.mLogs.inc(records.length);
+    if (failed !== null) {
+      this.settings.telemetry.drop(this.settings.id, 'normalize_failed', failed.size, 'logs');
+      records = records.filter((r) => !failed.has(r));
+      if (records.length === 0) return;
+    }
+    return (this.next as LogsConsumer).consumeLogs(records);
+  }
+
+  async consumeMetrics(metrics: Metric[]): Promise<void> {
+    const failed = this.eachItem(metrics, (m) => this.processMetric(m));
+    let points = 0;
+    for (const m of metrics) points += m.points;
+    this.mPoints.inc(points);
+    if (failed !== null) {
+      let lost = 0;
+      for (const m of failed) lost += Math.max(1, m.points);
+      this.settings.telemetry.drop(this.settings.id, 'normalize_failed', lost, 'metrics');
+      metrics = metrics.filter((m) => !failed.has(m));
+      if (metrics.length === 0) return;
+    }
+    return (this.next as MetricsConsumer).consumeMetrics(metrics);
+  }
+
+  /** Runs `fn` on each item of a batch; returns the items whose nested data could not be decoded. */
+  private eachItem<T extends EncodedItem>(items: T[], fn: (item: T) => void): Set<T> | null {
+    const now = this.settings.clock.now();
+    for (const r of this.rules) r.beginBatch(now);
+    let failed: Set<T> | null = null;
+    for (let i = 0; i < items.length; i++) {
+      try {
+        fn(items[i]);
+      } catch {
+        // It must not leave unredacted.
+        (failed ??= new Set()).add(items[i]);
+      }
+    }
+    if (this.reencoded > 0) {
+      this.mReencoded.inc(this.reencoded);
+      this.reencoded = 0;
+    }
+    for (const m of this.ruleMetrics) m.flush();
+    return failed;
+  }
+
+  /** Normalizes one log record in place: attributes with the span-scoped rules, the body with redact and truncate. */
+  processLog(rec: LogRecord): void {
+    const st = this.resolveScope(rec.scope);
+    if (st.scope !== rec.scope) rec.scope = st.scope;
+    if (this.recordRules.length === 0) return;
+    const active = this.recordActiveOf(st.res);
+    if (!this.logMayChange(rec, active)) return;
+    const edit = new LogEdit(rec.buf, rec.off, rec.off + rec.len, this.keyOf);
+    this.applyRecordRules(edit.attrs, active, edit, this.bodyRules.length > 0 ? edit.body() : null, false);
+    if (!edit.changed) return;
+    const traceId = rec.traceId;
+    rec.setBytes(Buffer.from(edit.encode()));
+    rec.spanIdOff = -1;
+    const bad = indexLogRecord(rec);
+    if (bad !== undefined) throw new Error(bad);
+    rec.traceId = traceId;
+    this.reencoded++;
+  }
+
+  /** Normalizes the data point attributes of one metric in place; only changed points are re-encoded. */
+  processMetric(m: Metric): void {
+    const st = this.resolveScope(m.scope);
+    if (st.scope !== m.scope) m.scope = st.scope;
+    if (this.recordRules.length === 0 || m.type === 'empty') return;
+    const active = this.recordActiveOf(st.res);
+    const attrField = POINT_ATTRIBUTES_FIELD[m.type];
+    const attrTag = (attrField << 3) | WIRE_LEN;
+    const buf = m.buf;
+    const r = new WireReader(buf, m.off, m.off + m.len);
+    let ds = -1;
+    let de = -1;
+    let dataField = 0;
+    while (!r.done()) {
+      const t = r.uint32();
+      if ((t & 7) === WIRE_LEN && METRIC_DATA_FIELDS[t >>> 3] !== undefined) {
+        const e = r.lenEnd();
+        ds = r.pos;
+        de = e;
+        dataField = t >>> 3;
+        r.pos = e;
+      } else r.skip(t & 7);
+    }
+    if (ds < 0) return;
+    let edits: PointEdit[] | null = null;
+    const pr = new WireReader(buf, ds, de);
+    while (!pr.done()) {
+      const t = pr.uint32();
+      if (t !== TAG_POINT) {
+        pr.skip(t & 7);
+        continue;
+      }
+      const e = pr.lenEnd();
+      if (this.messageMayChange(buf, pr.pos, e, attrTag, active, false, true, this.recordRules)) {
+        const edit = new PointEdit(buf, pr.pos, e, attrField, this.keyOf);
+        this.applyRecordRules(edit.attrs, active, null, null, true);
+        if (edit.changed) (edits ??= []).push(edit);
+      }
+      pr.pos = e;
+    }
+    if (edits === null) return;
+    // Copy the metric, rebuilding only its data message, and in it only the changed points.
+    const w = new WireWriter(m.len + 64 * edits.length);
+    const mr = new WireReader(buf, m.off, m.off + m.len);
+    while (!mr.done()) {
+      const fs = mr.pos;
+      const t = mr.uint32();
+      mr.skip(t & 7);
+      if (mr.pos !== de) {
+        w.raw(buf, fs, mr.pos);
+        continue;
+      }
+      const dm = w.beginLen(dataField);
+      const dr = new WireReader(buf, ds, de);
+      let k = 0;
+      while (!dr.done()) {
+        const ps = dr.pos;
+        const pt = dr.uint32();
+        if (pt === TAG_POINT && k < edits.length) {
+          const pe = dr.lenEnd();
+          dr.pos = pe;
+          if (edits[k].start < pe && edits[k].end === pe) {
+            edits[k++].encodeTo(w, 1);
+            continue;
+          }
+        } else dr.skip(pt & 7);
+        w.raw(buf, ps, dr.pos);
+      }
+      w.endLen(dm);
+    }
+    m.setBytes(Buffer.from(w.finish()));
+    this.reencoded += edits.length;
+  }
+
+  private applyRecordRules(attrs: AttrList, active: Uint8Array, owner: LogEdit | null, body: AttrList | null, isPoint: boolean): void {
+    const ctx = this.ctx;
+    ctx.kind = 0;
+    ctx.spanAttrs = attrs;
+    for (const rule of this.recordRules) {
+      if (active[rule.index] !== 1) continue;
+      let changed = rule.applyAttrs(attrs, ctx, owner);
+      if (changed && isPoint && rule.limitsCardinality) attrs.set(OVERFLOW_KEY, OVERFLOW_VALUE);
+      if (body !== null && rule.appliesToBody && rule.applyAttrs(body, ctx, null)) changed = true;
+      if (changed) rule.metrics.changed();
+    }
+    ctx.spanAttrs = null;
+  }
+
+  private recordActiveOf(res: ResState): Uint8Array {
+    let a = res.recordActive;
+    if (a === undefined) {
+      a = new Uint8Array(this.rules.length);
+      for (const r of this.rules) a[r.index] = res.serviceOk[r.index] === 1 && r.filter.kinds === null && r.filter.namePattern === null ? 1 : 0;
+      res.recordActive = a;
+    }
+    return a;
+  }
+
+  private logMayChange(rec: LogRecord, active: Uint8Array): boolean {
+    return this.messageMayChange(rec.buf, rec.off, rec.off + rec.len, TAG_LOG_ATTR, active, true, true, this.recordRules);
+  }
+
+  /**
+   * Pre-check of an event, log record or data point buf[s, e) whose attributes
+   * have tag `attrTag`; `isSpan` selects the span-scoped (record) rules, else
+   * the event rules; `isLog` also considers the body.
+   */
+  private messageMayChange(buf: Uint8Array, s: number, e: number, attrTag: number, active: Uint8Array, isLog: boolean, isSpan: boolean, countRules: readonly CompiledRule[]): boolean {
+    const r = new WireReader(buf, s, e);
+    let n = 0;
+    while (!r.done()) {
+      const t = r.uint32();
+      if (t === attrTag) {
+        const ae = r.lenEnd();
+        n++;
+        if (this.attrMayChange(buf, r.pos, ae, isSpan, active)) return true;
+        r.pos = ae;
+      } else if (isLog && t === TAG_LOG_BODY) {
+        // Bodies are not pre-checked: any active body rule decodes the record.
+        for (const rule of this.bodyRules) if (active[rule.index] === 1) return true;
+        r.skip(t & 7);
+      } else r.skip(t & 7);
+    }
+    for (const rule of countRules) if (active[rule.index] === 1 && rule.countMayAffect(n)) return true;
+    return false;
   }
 
   /** Normalizes one span in place (exposed for benchmarks and tests). */
@@ -340,19 +558,7 @@ export class NormalizeProcessor implements Component, TracesConsumer {
   }
 
   private eventMayChange(buf: Uint8Array, start: number, end: number, active: Uint8Array): boolean {
-    const r = new WireReader(buf, start, end);
-    let n = 0;
-    while (!r.done()) {
-      const tag = r.uint32();
-      if (tag === TAG_EVENT_ATTR) {
-        const e = r.lenEnd();
-        n++;
-        if (this.attrMayChange(buf, r.pos, e, false, active)) return true;
-        r.pos = e;
-      } else r.skip(tag & 7);
-    }
-    for (const rule of this.eventCountRules) if (active[rule.index] === 1 && rule.countMayAffect(n)) return true;
-    return false;
+    return this.messageMayChange(buf, start, end, TAG_EVENT_ATTR, active, false, false, this.eventCountRules);
   }
 
   /** Pre-check of one KeyValue payload buf[s, e). */

@@ -138,6 +138,14 @@ export abstract class CompiledRule {
   applyName(name: string, _ctx: ApplyContext): string {
     return name;
   }
+  /** True for rules that also apply to a log body (redact, truncate). */
+  get appliesToBody(): boolean {
+    return false;
+  }
+  /** True for a cardinality limit (a metric data point it collapses is marked as overflow). */
+  get limitsCardinality(): boolean {
+    return false;
+  }
   /** Label values for metrics this rule may emit (pre-bound at creation). */
   redactDetectors(): string[] {
     return [];
@@ -345,6 +353,9 @@ function varintApprox(buf: Uint8Array, p: number, end: number): number {
 }
 
 class RedactRule extends CompiledRule {
+  override get appliesToBody(): boolean {
+    return true;
+  }
   private readonly whole: KeyMemo;
   private readonly excluded: ReadonlySet<string>;
   private readonly urlKeys: ReadonlySet<string>;
@@ -616,6 +627,9 @@ function cut(s: string, max: number): string {
 }
 
 class TruncateRule extends CompiledRule {
+  override get appliesToBody(): boolean {
+    return true;
+  }
   private readonly max: number;
   private readonly keys: ReadonlySet<string> | null;
   private readonly maxAttrs: number;
@@ -731,6 +745,9 @@ function rememberKey(s: string): string {
 }
 
 class CardinalityRule extends CompiledRule {
+  override get limitsCardinality(): boolean {
+    return true;
+  }
   private readonly windows: KeyWindow[];
   private readonly byKey: Map<string, number>;
   private readonly max: number;
