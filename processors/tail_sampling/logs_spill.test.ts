@@ -5,30 +5,19 @@
  * restart: the kept traces' records arrive once, the dropped traces' never.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { makeSpans, type SpanSpec } from '../../test/otlp.js';
-import { logsRequest } from '../../test/signals.js';
 import { withDefaults } from '../../config/defaults.js';
 import { FakeClock, SinkConsumer } from '../../collector/consumertest.js';
 import { Telemetry } from '../../collector/telemetry/metrics.js';
 import { silentLogger } from '../../collector/telemetry/logger.js';
-import { scanLogsRequest, type LogRecord } from '../../collector/pdata/logs.js';
-import { readKeyValuePlain, type Span } from '../../collector/pdata/spans.js';
-import { WireReader, WIRE_LEN } from '../../collector/pdata/wire.js';
 import { tempDir, removeDir } from '../../storage/testdata/helpers.js';
 import { TailSamplingConfigSchema } from './config.js';
 import { TailSamplingProcessor } from './processor.js';
 import { tailSamplingProcessorFactory } from './index.js';
+import { LogSink, attrs, bodies, logs, spans, tid } from './testdata/logs.js';
 
 const ERRORS = { name: 'errors', type: 'status_code', status_code: { status_codes: ['ERROR'] } };
 const P = 'otelcol_processor_tail_sampling_';
 const T0 = 1_700_000_000_000;
-
-class LogSink {
-  records: LogRecord[] = [];
-  async consumeLogs(r: LogRecord[]): Promise<void> {
-    this.records.push(...r);
-  }
-}
 
 const live: TailSamplingProcessor[] = [];
 const dirs: string[] = [];
@@ -47,42 +36,6 @@ function make(clock: FakeClock, cfg: Record<string, unknown>) {
   return { p, tel, logSink };
 }
 
-let n = 0;
-const tid = () => (++n).toString(16).padStart(32, '0').replace(/^0/, 'f');
-const sid = () => (++n).toString(16).padStart(16, '0').replace(/^0/, 'c');
-
-function spans(traceId: string, status = 0): Span[] {
-  return makeSpans([{ traceId, spanId: sid(), status } as SpanSpec, { traceId, spanId: sid(), parentSpanId: 'aaaaaaaaaaaaaaaa' } as SpanSpec]);
-}
-
-function logs(specs: Array<{ traceId?: string; body: string }>): LogRecord[] {
-  return scanLogsRequest(logsRequest(specs.map((s) => ({ traceId: s.traceId, body: { stringValue: s.body } })))).items;
-}
-
-/** A record's body string and attributes, read from its bytes. */
-function read(r: LogRecord): { body: string; attrs: Record<string, unknown> } {
-  let body = '';
-  const attrs: Record<string, unknown> = {};
-  const rd = new WireReader(r.buf, r.off, r.off + r.len);
-  while (!rd.done()) {
-    const t = rd.uint32();
-    if (t === ((5 << 3) | WIRE_LEN)) {
-      const e = rd.lenEnd();
-      const ir = new WireReader(r.buf, rd.pos, e);
-      ir.uint32();
-      body = ir.string();
-      rd.pos = e;
-    } else if (t === ((6 << 3) | WIRE_LEN)) {
-      const e = rd.lenEnd();
-      const [k, v] = readKeyValuePlain(r.buf, rd.pos, e);
-      attrs[k] = v;
-      rd.pos = e;
-    } else rd.skip(t & 7);
-  }
-  return { body, attrs };
-}
-
-const bodies = (s: LogSink) => s.records.map((r) => read(r).body).sort();
 const logDrops = (tel: Telemetry, reason: string) => tel.total('sidecar_log_records_dropped_total', { reason });
 
 describe('tail_sampling: log records in the disk spill', () => {
@@ -125,7 +78,7 @@ describe('tail_sampling: log records in the disk spill', () => {
     // Exactly the records of kept traces, each once, stamped like their spans; none of the dropped ones.
     const want = kept.flatMap((id) => ['a', 'b', 'c', 'd'].map((k) => `${id}-${k}`)).sort();
     expect(bodies(b.logSink)).toEqual(want);
-    for (const r of b.logSink.records) expect(read(r).attrs).toMatchObject({ 'tailsampling.policy': 'errors' });
+    for (const r of b.logSink.records) expect(attrs(r)).toMatchObject({ 'tailsampling.policy': 'errors' });
     expect(await logDrops(b.tel, 'sampled_out')).toBe((ids.length - kept.length) * 4 + 1);
     expect(await logDrops(b.tel, 'storage_error')).toBe(0);
     expect(await b.tel.total(P + 'read_back_log_records_total')).toBe(await a.tel.total(P + 'spilled_log_records_total'));
