@@ -7,6 +7,8 @@ import { encodeExportRequest } from '../collector/pdata/encode.js';
 import { spanAttribute } from '../collector/pdata/attributes.js';
 import type { Span } from '../collector/pdata/spans.js';
 import { makeSpans, traceIdHex, spanIdHex } from '../test/otlp.js';
+import { logsRequest } from '../test/signals.js';
+import { scanLogsRequest, type LogRecord } from '../collector/pdata/logs.js';
 import { TraceSpillStore, type TraceSpillStoreOptions } from './spill.js';
 import { DiskFullError, InjectedFault } from './db.js';
 import { tempDir, removeDir, silentLogger, mountTmpfs, unmount, canMountTmpfs } from './testdata/helpers.js';
@@ -320,5 +322,59 @@ describe('TraceSpillStore', () => {
     const files = fs.readdirSync(dir).sort();
     expect(files.filter((f) => !f.startsWith('spill.sqlite'))).toEqual([]);
     expect(path.basename(store.sdb.path)).toBe('spill.sqlite');
+  });
+
+  it('spills log records with their trace, in the same budget, across a reopen; bodies without them stay version 1', () => {
+    let store = openStore();
+    const a = trace(3);
+    const b = trace(2);
+    const tid = a[0].traceId;
+    const recs = (service: string, n: number): LogRecord[] =>
+      scanLogsRequest(logsRequest(Array.from({ length: n }, (_, i) => ({ traceId: tid, body: { stringValue: `${service}-${i}` } })), service)).items;
+    const logs = [...recs('checkout', 2), ...recs('cart', 1)];
+    const later = recs('checkout', 1);
+    store.spill([
+      { traceId: tid, firstSeenMs: 5, dueMs: 10, spans: a, logs },
+      { traceId: b[0].traceId, firstSeenMs: 5, dueMs: 10, spans: b },
+    ]);
+    const before = store.bytesUsed();
+    // Records only, added to the trace's rows (as the processor writes those that arrive after its spans went to disk).
+    store.spill([{ traceId: tid, firstSeenMs: Number.MAX_SAFE_INTEGER, dueMs: Number.MAX_SAFE_INTEGER, spans: [], logs: later, prevSeq: 1 }]);
+    expect(store.bytesUsed()).toBeGreaterThan(before + later[0].len);
+    const versions = store.sdb.db.prepare('SELECT s.trace_id, substr(b.body, 1, 1) FROM spills s JOIN bodies b ON b.seq = s.seq ORDER BY s.seq').raw().all() as Array<[Buffer, Buffer]>;
+    expect(versions.map((v) => [v[0].toString('hex'), v[1][0]])).toEqual([
+      [tid, 2],
+      [b[0].traceId, 1],
+      [tid, 2],
+    ]);
+    store.close();
+    store = openStore();
+    expect(store.pendingIndex().find((p) => p.traceId === tid)).toMatchObject({ firstSeenMs: 5, dueMs: 10, spanCount: 3 });
+    expect(store.dueBefore(10, 10).sort()).toEqual([tid, b[0].traceId].sort());
+    expectSameSpans(store.take(tid), a);
+    const got = store.lastLogs;
+    const want = [...logs, ...later];
+    expect(got.map((r) => Buffer.from(r.bytes()).toString('hex'))).toEqual(want.map((r) => Buffer.from(r.bytes()).toString('hex')));
+    expect(got.map((r) => r.traceId)).toEqual(want.map(() => tid));
+    expect(got.map((r) => Buffer.from(r.scope.resource.header).toString('hex'))).toEqual(want.map((r) => Buffer.from(r.scope.resource.header).toString('hex')));
+    expect(store.lastLogsLost).toBe(0);
+    expect(store.lastFirstSeenMs).toBe(5);
+    expectSameSpans(store.take(b[0].traceId), b);
+    expect(store.lastLogs).toEqual([]);
+    store.flush();
+    expect(store.bytesUsed()).toBe(0);
+  });
+
+  it('log records of a damaged body are counted as lost', () => {
+    const store = openStore();
+    const a = trace(2);
+    const tid = a[0].traceId;
+    const logs = scanLogsRequest(logsRequest([0, 1, 2].map((i) => ({ traceId: tid, body: { stringValue: `r-${i}` } })))).items;
+    store.spill([{ traceId: tid, firstSeenMs: 1, dueMs: 2, spans: a, logs }]);
+    // Cut the body inside its last record.
+    store.sdb.db.prepare('UPDATE bodies SET body = substr(body, 1, length(body) - 3)').run();
+    expectSameSpans(store.take(tid), a);
+    expect(store.lastLogs).toHaveLength(2);
+    expect(store.lastLogsLost).toBe(1);
   });
 });

@@ -22,6 +22,12 @@
  * and per span varint length + the span's encoded bytes, verbatim. Reading back
  * points Span objects straight into the row's buffer (no copy) and re-indexes
  * them with `indexSpan`, so they are byte-identical to what was spilled.
+ * A spill that carries log records held with the trace writes body version 2:
+ * version byte (2), varint log record count, the span runs as in version 1,
+ * then the log records' runs in the same run format (re-indexed with
+ * `indexLogRecord`). A spill without log records still writes version 1, so
+ * the span path is unchanged and a file written before log records were
+ * spilled (all version 1 bodies, same tables) is read as it is.
  *
  * Deletes (after `take` / `delete`) are applied in batches: in the next spill
  * transaction or by `flush()` (scheduled at most every `deleteFlushMs`). A trace
@@ -30,6 +36,7 @@
  */
 import { createHash } from 'node:crypto';
 import { ResourceRef, ScopeRef, Span, indexSpan } from '../collector/pdata/spans.js';
+import { LogRecord, indexLogRecord } from '../collector/pdata/logs.js';
 import type { Logger } from 'pino';
 import type { Telemetry, Counter, Gauge } from '../collector/telemetry/metrics.js';
 import { systemClock, type Clock } from '../collector/component.js';
@@ -44,6 +51,8 @@ export interface SpillTrace {
   /** When its sampling decision is due (ms since epoch). */
   dueMs: number;
   spans: readonly Span[];
+  /** Log records held with the trace (written with its spans, in the same body and budget). */
+  logs?: readonly LogRecord[];
   /**
    * Seq of the trace's last spill still on disk (what `spill()` returned for
    * it), 0 when it has none. Undefined: the store looks it up (a table scan).
@@ -93,6 +102,16 @@ export const SPILL_SCHEMA = {
 };
 
 const BODY_VERSION = 1;
+/** A body that also carries log records (see the layout above). */
+const BODY_VERSION_LOGS = 2;
+
+/** What a body holds: a span or a log record, under a shared scope. */
+interface Item {
+  buf: Uint8Array;
+  off: number;
+  len: number;
+  scope: ScopeRef;
+}
 
 /** Header ids of one ScopeRef, valid for one header generation. */
 interface ScopeIds {
@@ -210,7 +229,7 @@ export class TraceSpillStore {
       for (let i = 0; i < traces.length; i++) {
         const t = traces[i];
         const n = t.spans.length;
-        if (n === 0) {
+        if (n === 0 && (t.logs === undefined || t.logs.length === 0)) {
           seqs[i] = t.prevSeq ?? 0;
           continue;
         }
@@ -295,7 +314,7 @@ export class TraceSpillStore {
       bodies = new Array<Buffer>(traces.length);
       let bytes = 0;
       for (let i = 0; i < traces.length; i++) {
-        bodies[i] = this.encodeBody(traces[i].spans);
+        bodies[i] = this.encodeBody(traces[i].spans, traces[i].logs);
         bytes += bodies[i].length;
       }
       let newHeaderBytes = 0;
@@ -330,6 +349,10 @@ export class TraceSpillStore {
 
   /** When the first span of the trace last `take`n arrived (Infinity when nothing was read). */
   lastFirstSeenMs = Infinity;
+  /** The log records spilled with the trace last `take`n (in spill order). */
+  lastLogs: LogRecord[] = [];
+  /** Log records of the trace last `take`n that were written but could not be decoded. */
+  lastLogsLost = 0;
 
   /**
    * Reads back every span spilled for the trace (in spill order) and releases
@@ -339,6 +362,8 @@ export class TraceSpillStore {
    */
   take(traceId: string, lastSeq?: number): Span[] {
     this.lastFirstSeenMs = Infinity;
+    this.lastLogs = [];
+    this.lastLogsLost = 0;
     if (this.pendingDeletes.has(traceId)) return [];
     const tid = Buffer.from(traceId, 'hex');
     const bodies: Buffer[] = [];
@@ -360,7 +385,7 @@ export class TraceSpillStore {
     let bytes = 0;
     for (let i = bodies.length - 1; i >= 0; i--) {
       bytes += bodies[i].length;
-      this.decodeBody(bodies[i], out);
+      this.decodeBody(bodies[i], out, this.lastLogs);
     }
     this.markDeleted(traceId, bytes, seqs);
     this.mReadSpans.inc(out.length);
@@ -552,14 +577,28 @@ export class TraceSpillStore {
     return ids;
   }
 
-  private encodeBody(spans: readonly Span[]): Buffer {
-    // Size pass: runs of consecutive spans with the same scope.
-    let size = 1;
+  private encodeBody(spans: readonly Span[], logs: readonly LogRecord[] | undefined): Buffer {
+    const withLogs = logs !== undefined && logs.length > 0;
+    let size = 1 + this.runsSize(spans);
+    if (withLogs) size += varintLen(logs.length) + this.runsSize(logs);
+    const out = Buffer.allocUnsafe(size);
+    let p = 0;
+    out[p++] = withLogs ? BODY_VERSION_LOGS : BODY_VERSION;
+    if (withLogs) p = putVarint(out, p, logs.length);
+    p = this.writeRuns(out, p, spans);
+    if (withLogs) p = this.writeRuns(out, p, logs);
+    if (p !== size) throw new Error(`spill body: wrote ${p} bytes, sized ${size}`);
+    return out;
+  }
+
+  /** Encoded size of items as runs that share a scope (and registers their headers). */
+  private runsSize(items: readonly Item[]): number {
+    let size = 0;
     let runs = 0;
     let prev: ScopeRef | undefined = undefined;
     let runLen = 0;
-    for (let i = 0; i < spans.length; i++) {
-      const s = spans[i];
+    for (let i = 0; i < items.length; i++) {
+      const s = items[i];
       if (s.scope !== prev) {
         if (prev !== undefined) size += varintLen(runLen);
         const ids = this.scopeIds(s.scope);
@@ -572,30 +611,31 @@ export class TraceSpillStore {
       size += varintLen(s.len) + s.len;
     }
     if (prev !== undefined) size += varintLen(runLen);
-    size += varintLen(runs);
-    const out = Buffer.allocUnsafe(size);
-    let p = 0;
-    out[p++] = BODY_VERSION;
+    return size + varintLen(runs);
+  }
+
+  private writeRuns(out: Buffer, p: number, items: readonly Item[]): number {
+    let runs = 0;
+    for (let i = 0; i < items.length; i++) if (i === 0 || items[i].scope !== items[i - 1].scope) runs++;
     p = putVarint(out, p, runs);
     let i = 0;
-    while (i < spans.length) {
-      const scope = spans[i].scope;
+    while (i < items.length) {
+      const scope = items[i].scope;
       let j = i + 1;
-      while (j < spans.length && spans[j].scope === scope) j++;
+      while (j < items.length && items[j].scope === scope) j++;
       const ids = this.idsOfScope.get(scope)!;
       p = putVarint(out, p, ids.res);
       p = putVarint(out, p, ids.scope);
       p = putVarint(out, p, j - i);
       for (let k = i; k < j; k++) {
-        const s = spans[k];
+        const s = items[k];
         p = putVarint(out, p, s.len);
         out.set(s.buf.subarray(s.off, s.off + s.len), p);
         p += s.len;
       }
       i = j;
     }
-    if (p !== size) throw new Error(`spill body: wrote ${p} bytes, sized ${size}`);
-    return out;
+    return p;
   }
 
   private scopeFor(resId: number, scopeId: number): ScopeRef {
@@ -617,8 +657,10 @@ export class TraceSpillStore {
     return scope;
   }
 
-  private decodeBody(body: Buffer, out: Span[]): void {
+  private decodeBody(body: Buffer, out: Span[], logsOut: LogRecord[]): void {
     const start = out.length;
+    const logStart = logsOut.length;
+    let logsWritten = 0;
     try {
       let p = 0;
       const end = body.length;
@@ -633,19 +675,30 @@ export class TraceSpillStore {
           mul *= 128;
         }
       };
-      if (body[p++] !== BODY_VERSION) throw new Error(`unknown body version ${body[0]}`);
-      const runs = varint();
-      for (let r = 0; r < runs; r++) {
-        const scope = this.scopeFor(varint(), varint());
-        const n = varint();
-        for (let k = 0; k < n; k++) {
-          const len = varint();
-          if (p + len > end) throw new Error('truncated span');
-          const span = new Span(body, p, len, scope);
-          const problem = indexSpan(span);
-          if (problem !== undefined) throw new Error(problem);
-          out.push(span);
-          p += len;
+      const version = body[p++];
+      if (version !== BODY_VERSION && version !== BODY_VERSION_LOGS) throw new Error(`unknown body version ${body[0]}`);
+      if (version === BODY_VERSION_LOGS) logsWritten = varint();
+      for (let pass = 0; pass < (version === BODY_VERSION_LOGS ? 2 : 1); pass++) {
+        const runs = varint();
+        for (let r = 0; r < runs; r++) {
+          const scope = this.scopeFor(varint(), varint());
+          const n = varint();
+          for (let k = 0; k < n; k++) {
+            const len = varint();
+            if (p + len > end) throw new Error(pass === 0 ? 'truncated span' : 'truncated log record');
+            if (pass === 0) {
+              const span = new Span(body, p, len, scope);
+              const problem = indexSpan(span);
+              if (problem !== undefined) throw new Error(problem);
+              out.push(span);
+            } else {
+              const rec = new LogRecord(body, p, len, scope);
+              const problem = indexLogRecord(rec);
+              if (problem !== undefined) throw new Error(problem);
+              logsOut.push(rec);
+            }
+            p += len;
+          }
         }
       }
     } catch (err) {
@@ -656,5 +709,7 @@ export class TraceSpillStore {
         this.logger.error({ component: this.component, err: (err as Error).message, decoded: out.length - start }, 'spill store: a spilled body could not be decoded (further errors are only counted)');
       }
     }
+    const logsRead = logsOut.length - logStart;
+    if (logsRead < logsWritten) this.lastLogsLost += logsWritten - logsRead;
   }
 }

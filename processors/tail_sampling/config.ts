@@ -312,7 +312,7 @@ export const TailSamplingConfigSchema = Type.Object(
           {
             enabled: Type.Boolean({ default: true, description: 'Spill to disk when a directory is set. false turns spilling off without removing the directory.' }),
             directory: Type.String({ default: '', description: 'Directory of the spill file (created if missing; must be writable). Empty: no spilling.' }),
-            max_bytes: Type.Integer({ minimum: 1, default: 1024 * 1024 * 1024, description: 'Budget for spilled spans on disk (bytes).' }),
+            max_bytes: Type.Integer({ minimum: 1, default: 1024 * 1024 * 1024, description: 'Budget for spilled spans and the log records held with them on disk (bytes).' }),
             sync: Type.Union([Type.Literal('normal'), Type.Literal('full')], {
               default: 'normal',
               description:

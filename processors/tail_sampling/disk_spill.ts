@@ -3,11 +3,17 @@
  * high-water mark the oldest undecided traces move to a SQLite file
  * (storage/spill.ts), keeping a small entry each in memory (SpillIndex); at
  * its due time a trace is read back, merged with the spans that arrived
- * since, and decided as if it had stayed in memory. Every storage call runs
+ * since, and decided as if it had stayed in memory. Log records held with a
+ * trace (LogHold) are written with its spans, in the same body and disk
+ * budget, and put back in the hold when it is read back; at shutdown the
+ * records held for traces already on disk are written too, so they survive a
+ * restart with their trace. Every storage call runs
  * on the event loop, so batches are adapted to take a few ms each.
  */
 import type { CreateSettings } from '../../collector/component.js';
 import type { Span } from '../../collector/pdata/spans.js';
+import type { LogRecord } from '../../collector/pdata/logs.js';
+import type { LogHold } from './logs.js';
 import type { Counter, Gauge } from '../../collector/telemetry/metrics.js';
 import { TraceSpillStore, type SpillTrace } from '../../storage/spill.js';
 import { DiskFullError, StorageError } from '../../storage/db.js';
@@ -36,6 +42,9 @@ const READ_BACK_MIN = 16;
 const READ_BACK_MAX = 256;
 /** After a disk error (no space, I/O), spilling is paused this long before it is tried again. */
 const SPILL_RETRY_MS = 1000;
+
+/** first_seen_ms and due_ms of a row that only adds log records to a trace already on disk (min() over rows ignores it). */
+const NEVER_MS = Number.MAX_SAFE_INTEGER;
 
 type SpillErrorKind = 'max_bytes' | 'enospc' | 'io' | 'read';
 
@@ -94,6 +103,8 @@ export class DiskSpill {
     spilledTraces: C;
     spilledSpans: C;
     spilledBytes: C;
+    spilledLogs: C;
+    readLogs: C;
     readTraces: C;
     readSpans: C;
     errors: Record<SpillErrorKind, C>;
@@ -109,6 +120,7 @@ export class DiskSpill {
     private readonly store: TraceStore,
     private readonly schedule: DecisionSchedule,
     private readonly warnings: TickWarnings,
+    private readonly logs: LogHold,
   ) {
     this.file = fileNameFor('spill', settings.id);
     const t = settings.telemetry;
@@ -118,7 +130,9 @@ export class DiskSpill {
     this.m = {
       spilledTraces: t.counter(P + 'spilled_traces_total', 'Pending traces (or parts of them) moved from memory to the spill file.', ['processor']).labels(id),
       spilledSpans: t.counter(P + 'spilled_spans_total', 'Spans moved from memory to the spill file.', ['processor']).labels(id),
-      spilledBytes: t.counter(P + 'spilled_bytes_total', 'Encoded span bytes moved to the spill file.', ['processor']).labels(id),
+      spilledBytes: t.counter(P + 'spilled_bytes_total', 'Encoded span and log record bytes moved to the spill file.', ['processor']).labels(id),
+      spilledLogs: t.counter(P + 'spilled_log_records_total', 'Log records held with their trace moved to the spill file.', ['processor']).labels(id),
+      readLogs: t.counter(P + 'read_back_log_records_total', 'Spilled log records read back with their trace.', ['processor']).labels(id),
       readTraces: t.counter(P + 'read_back_traces_total', 'Spilled traces read back for their decision.', ['processor']).labels(id),
       readSpans: t.counter(P + 'read_back_spans_total', 'Spilled spans read back for their decision.', ['processor']).labels(id),
       errors: {
@@ -241,7 +255,10 @@ export class DiskSpill {
     if (this.spill === undefined || now < this.pausedUntil) return;
     const store = this.store;
     let ok = this.spillOldest(now, false);
-    while (ok && (store.traceCount > this.opts.numTraces || store.bytes > this.opts.memoryMaxBytes)) ok = this.spillOldest(now, false);
+    while (ok && (store.traceCount > this.opts.numTraces || store.bytes + this.logs.bytes > this.opts.memoryMaxBytes)) ok = this.spillOldest(now, false);
+    // Records that arrived for traces already on disk are what is left in memory: they follow their trace.
+    ok = now >= this.pausedUntil;
+    while (ok && store.bytes + this.logs.bytes > this.opts.memoryMaxBytes) ok = this.spillHeldLogs(now, false);
   }
 
   /**
@@ -256,12 +273,19 @@ export class DiskSpill {
     const traces: PendingTrace[] = [];
     const idx = this.idx;
     let bytes = 0;
+    let logCount = 0;
     for (const t of this.store.values()) {
-      if (t.done || t.spanCount === 0) continue;
+      if (t.done) continue;
+      const logs = this.logs.peek(t.id);
+      if (t.spanCount === 0 && logs === undefined) continue;
       const prevSeq = idx.size > 0 && idx.get(t.id) ? idx.lastSeq : 0;
-      batch.push({ traceId: t.id, firstSeenMs: t.firstMs, dueMs: this.schedule.dueMs(t), spans: t.spans, prevSeq });
+      batch.push({ traceId: t.id, firstSeenMs: t.firstMs, dueMs: this.schedule.dueMs(t), spans: t.spans, logs, prevSeq });
       traces.push(t);
       bytes += t.encodedBytes;
+      if (logs !== undefined) {
+        for (let k = 0; k < logs.length; k++) bytes += logs[k].len;
+        logCount += logs.length;
+      }
       if (bytes >= this.batchBytes) break;
     }
     if (batch.length === 0) return false;
@@ -285,10 +309,49 @@ export class DiskSpill {
       const held = t.spans;
       for (let k = 0; k < held.length; k++) this.store.release(held[k].buf, held[k]);
       t.spans = [];
+      if (logCount > 0) this.logs.take(t.id);
     }
     this.schedule.left(traces.length);
     this.m.spilledTraces.inc(traces.length);
     this.m.spilledSpans.inc(spans);
+    this.m.spilledBytes.inc(bytes);
+    this.m.spilledLogs.inc(logCount);
+    return true;
+  }
+
+  /**
+   * Writes (about batchBytes of) the log records held for traces that are
+   * only on disk, as extra rows of those traces, and drops them from memory.
+   * Their rows are never due by themselves (the trace's first row carries its
+   * due time): they are read back with the trace. False when nothing was written.
+   */
+  private spillHeldLogs(now: number, shuttingDown: boolean): boolean {
+    const spill = this.spill;
+    if (spill === undefined || this.idx.size === 0) return false;
+    const batch: SpillTrace[] = [];
+    let bytes = 0;
+    let count = 0;
+    for (const id of this.logs.traceIds()) {
+      if (this.store.get(id) !== undefined || !this.idx.get(id)) continue;
+      const logs = this.logs.peek(id)!;
+      batch.push({ traceId: id, firstSeenMs: NEVER_MS, dueMs: NEVER_MS, spans: [], logs, prevSeq: this.idx.lastSeq });
+      for (let k = 0; k < logs.length; k++) bytes += logs[k].len;
+      count += logs.length;
+      if (bytes >= this.batchBytes) break;
+    }
+    if (batch.length === 0) return false;
+    let seqs: number[];
+    try {
+      seqs = spill.spill(batch);
+    } catch (err) {
+      this.failed(err, now, shuttingDown);
+      return false;
+    }
+    for (let i = 0; i < batch.length; i++) {
+      this.idx.add(batch[i].traceId, 0, false, false, seqs[i]);
+      this.logs.take(batch[i].traceId);
+    }
+    this.m.spilledLogs.inc(count);
     this.m.spilledBytes.inc(bytes);
     return true;
   }
@@ -319,9 +382,12 @@ export class DiskSpill {
     const onDisk = idx.lastSpans;
     const root = idx.lastRoot;
     let disk: Span[] = [];
+    let diskLogs: LogRecord[] = [];
     if (this.spill !== undefined) {
       try {
         disk = this.spill.take(mem.id, idx.lastSeq > 0 ? idx.lastSeq : undefined);
+        diskLogs = this.spill.lastLogs;
+        if (this.spill.lastLogsLost > 0) this.settings.telemetry.drop(this.settings.id, 'storage_error', this.spill.lastLogsLost, 'logs');
       } catch (err) {
         this.m.errors.read.inc();
         if (!this.readErrorLogged) {
@@ -336,8 +402,11 @@ export class DiskSpill {
     }
     this.m.readTraces.inc();
     this.m.readSpans.inc(disk.length);
+    // Its log records wait in the hold again, before those that arrived since: the decision takes them from there.
+    this.m.readLogs.inc(diskLogs.length);
+    this.logs.restore(mem.id, diskLogs);
     // The first-seen time of the disk part is kept in the file (read by take).
-    const t = new PendingTrace(mem.id, disk.length > 0 ? Math.min(this.spill!.lastFirstSeenMs, mem.firstMs) : mem.firstMs);
+    const t = new PendingTrace(mem.id, disk.length + diskLogs.length > 0 ? Math.min(this.spill!.lastFirstSeenMs, mem.firstMs) : mem.firstMs);
     for (let i = 0; i < disk.length; i++) addSpanTo(t, disk[i]);
     const ms = mem.spans;
     for (let i = 0; i < ms.length; i++) addSpanTo(t, ms[i]);
@@ -405,9 +474,13 @@ export class DiskSpill {
       traces += before - this.store.traceCount;
       spans += n0 - this.store.spanCount;
     }
+    // Records that arrived for traces already on disk: written to their trace, so they survive the restart too.
+    const logs0 = this.logs.count;
+    while (this.logs.count > 0 && performance.now() - t0 < budget) if (!this.spillHeldLogs(now, true)) break;
+    const logs = logs0 - this.logs.count;
     const left = this.store.traceCount;
     this.settings.logger.info(
-      { component: this.settings.id, traces, spans, left, onDisk: this.idx.size, ms: Math.round(performance.now() - t0) },
+      { component: this.settings.id, traces, spans, logs, left, onDisk: this.idx.size, ms: Math.round(performance.now() - t0) },
       left === 0
         ? 'tail_sampling: wrote pending traces to the spill file; the next start decides them on schedule'
         : 'tail_sampling: could not write every pending trace to disk; the rest is decided now',

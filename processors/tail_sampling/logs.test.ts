@@ -6,28 +6,16 @@
  * records count against the buffer.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { makeSpans, type SpanSpec } from '../../test/otlp.js';
-import { logsRequest } from '../../test/signals.js';
 import { withDefaults } from '../../config/defaults.js';
 import { FakeClock, SinkConsumer } from '../../collector/consumertest.js';
 import { Telemetry } from '../../collector/telemetry/metrics.js';
 import { silentLogger } from '../../collector/telemetry/logger.js';
-import { scanLogsRequest, type LogRecord } from '../../collector/pdata/logs.js';
-import { readKeyValuePlain } from '../../collector/pdata/spans.js';
-import { WireReader, WIRE_LEN } from '../../collector/pdata/wire.js';
-import type { Span } from '../../collector/pdata/spans.js';
 import { TailSamplingConfigSchema } from './config.js';
 import { TailSamplingProcessor } from './processor.js';
 import { tailSamplingProcessorFactory } from './index.js';
+import { LogSink, attrs, body, bodies, logs, spans, tid } from './testdata/logs.js';
 
 const ERRORS = { name: 'errors', type: 'status_code', status_code: { status_codes: ['ERROR'] } };
-
-class LogSink {
-  records: LogRecord[] = [];
-  async consumeLogs(r: LogRecord[]): Promise<void> {
-    this.records.push(...r);
-  }
-}
 
 const open: TailSamplingProcessor[] = [];
 afterEach(async () => {
@@ -45,50 +33,6 @@ function setup(cfg: Record<string, unknown> = {}) {
   open.push(p);
   return { p, sink, logSink, clock, tel };
 }
-
-let n = 0;
-const tid = () => (++n).toString(16).padStart(32, '0').replace(/^0/, 'e');
-const sid = () => (++n).toString(16).padStart(16, '0').replace(/^0/, 'd');
-
-function spans(traceId: string, status = 0): Span[] {
-  return makeSpans([{ traceId, spanId: sid(), status } as SpanSpec, { traceId, spanId: sid(), parentSpanId: 'aaaaaaaaaaaaaaaa' } as SpanSpec]);
-}
-
-function logs(specs: Array<{ traceId?: string; body: string }>): LogRecord[] {
-  return scanLogsRequest(logsRequest(specs.map((s) => ({ traceId: s.traceId, body: { stringValue: s.body } })))).items;
-}
-
-function body(r: LogRecord): string {
-  const rd = new WireReader(r.buf, r.off, r.off + r.len);
-  while (!rd.done()) {
-    const t = rd.uint32();
-    if (t === ((5 << 3) | WIRE_LEN)) {
-      const e = rd.lenEnd();
-      const ir = new WireReader(r.buf, rd.pos, e);
-      ir.uint32();
-      return ir.string();
-    }
-    rd.skip(t & 7);
-  }
-  return '';
-}
-
-function attrs(r: LogRecord): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  const rd = new WireReader(r.buf, r.off, r.off + r.len);
-  while (!rd.done()) {
-    const t = rd.uint32();
-    if (t === ((6 << 3) | WIRE_LEN)) {
-      const e = rd.lenEnd();
-      const [k, v] = readKeyValuePlain(r.buf, rd.pos, e);
-      out[k] = v;
-      rd.pos = e;
-    } else rd.skip(t & 7);
-  }
-  return out;
-}
-
-const bodies = (s: LogSink) => s.records.map(body).sort();
 
 describe('logs with their traces', () => {
   it('keeps exactly the logs of kept traces, stamped, drops those of dropped traces, and passes logs without a trace id', async () => {

@@ -7,7 +7,9 @@
  * trace is decided the processor takes its records: kept ones are stamped
  * like the trace's spans (`tailsampling.policy`, or the dry-run attributes)
  * and handed on, dropped ones counted (`sampled_out`, `policy_drop`). Records
- * without a trace id never come here: they pass through.
+ * without a trace id never come here: they pass through. With `buffer.disk`,
+ * a spilled trace's records go to the spill file with its spans (disk_spill.ts)
+ * and come back here when it is read back for its decision.
  */
 import type { LogRecord } from '../../collector/pdata/logs.js';
 import { setLogAttributes } from '../../collector/pdata/logs.js';
@@ -41,6 +43,23 @@ export class LogHold {
 
   has(traceId: string): boolean {
     return this.byTrace.has(traceId);
+  }
+
+  /** The records held for a trace, left in place (undefined when none): a spill writes them before taking them. */
+  peek(traceId: string): readonly LogRecord[] | undefined {
+    return this.byTrace.get(traceId);
+  }
+
+  /** Puts records read back from the disk spill before those held since (they arrived first). */
+  restore(traceId: string, recs: LogRecord[]): void {
+    if (recs.length === 0) return;
+    const list = this.byTrace.get(traceId);
+    if (list === undefined) {
+      this.byTrace.set(traceId, recs);
+      this.bytes += ENTRY_OVERHEAD_BYTES;
+    } else list.unshift(...recs);
+    for (const r of recs) this.bytes += r.len + LOG_OVERHEAD_BYTES;
+    this.count += recs.length;
   }
 
   /** Removes and returns the records held for a trace (undefined when none). */

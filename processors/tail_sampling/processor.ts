@@ -141,7 +141,7 @@ export class TailSamplingProcessor implements Component, TracesConsumer, LogsCon
         numTraces: this.numTraces,
         restoreGraceMs: parseDuration(dc.restore_grace),
       };
-      this.disk = new DiskSpill(settings, opts, this.store, this.schedule, this.warnings);
+      this.disk = new DiskSpill(settings, opts, this.store, this.schedule, this.warnings, this.logs);
       this.relieveAt = this.disk.relieveAt;
     } else {
       this.disk = undefined;
@@ -538,8 +538,8 @@ export class TailSamplingProcessor implements Component, TracesConsumer, LogsCon
     } else {
       for (const t of pending) this.decide(t, 'shutdown', now, out);
     }
-    // Records still held belong to traces spilled to disk (decided at the next start) or dropped above:
-    // the spill keeps spans only, so they are counted.
+    // Records still held belong to traces dropped above, or to traces on disk whose records could not be
+    // written (spillAll writes them with their trace when it can): counted.
     let leftLogs = 0;
     for (const id of this.logs.traceIds()) leftLogs += this.logs.take(id)?.length ?? 0;
     this.settings.telemetry.drop(this.id, 'shutdown', leftLogs, 'logs');

@@ -167,7 +167,9 @@ async function main(): Promise<void> {
   });
   const p = new TailSamplingProcessor({ id: 'tail_sampling', logger: silentLogger(), telemetry: tel, clock }, cfg, next);
   await p.start();
-  const sdb0 = (p as unknown as { spill: TraceSpillStore }).spill.sdb;
+  // The spill store sits in the processor's DiskSpill (disk_spill.ts).
+  const spillStore = (p as unknown as { disk: { spill: TraceSpillStore } }).disk.spill;
+  const sdb0 = spillStore.sdb;
   if (process.argv.includes('--trace-calls')) sdb0.traceCalls = true;
   const rss0 = process.memoryUsage().rss;
   const tStart = Math.round(performance.now());
@@ -220,7 +222,6 @@ async function main(): Promise<void> {
   const onDisk = await m('otelcol_processor_tail_sampling_sampling_spans_on_disk');
   const inMemory = await m('otelcol_processor_tail_sampling_sampling_spans_on_memory');
   const diskBytes = await m('otelcol_processor_tail_sampling_sampling_bytes_on_disk');
-  const spillStore = (p as unknown as { spill: TraceSpillStore }).spill;
   const fileBytes = spillStore.sdb.fileBytes();
   const longestWriteHold = spillStore.sdb.longestWriteMs;
   const ct = spillStore.sdb.callTimes;
