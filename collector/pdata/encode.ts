@@ -136,7 +136,17 @@ function splitChildren(buf: Uint8Array, start: number, end: number): { header: U
  * refuse is still carried. For re-framing parts of a request already built.
  */
 export function frameSpans(bytes: Uint8Array): Span[] {
-  const spans: Span[] = [];
+  return frameItems(bytes, (buf, off, len, scope) => new Span(buf, off, len, scope));
+}
+
+/**
+ * The items of any encoded OTLP export request (the three share their frame:
+ * resource list 1 > scope list 2 > items 2), each made by `make` over its bytes
+ * under its resource and scope headers, in order. Throws WireError when the
+ * framing is broken.
+ */
+export function frameItems<T>(bytes: Uint8Array, make: (buf: Uint8Array, off: number, len: number, scope: ScopeRef) => T): T[] {
+  const items: T[] = [];
   const r = new WireReader(bytes);
   while (!r.done()) {
     const tag = r.uint32();
@@ -150,11 +160,11 @@ export function frameSpans(bytes: Uint8Array): Span[] {
     for (let i = 0; i < rs.children.length; i += 2) {
       const ss = splitChildren(bytes, rs.children[i], rs.children[i + 1]);
       const scope = new ScopeRef(resource, ss.header);
-      for (let j = 0; j < ss.children.length; j += 2) spans.push(new Span(bytes, ss.children[j], ss.children[j + 1] - ss.children[j], scope));
+      for (let j = 0; j < ss.children.length; j += 2) items.push(make(bytes, ss.children[j], ss.children[j + 1] - ss.children[j], scope));
     }
     r.pos = end;
   }
-  return spans;
+  return items;
 }
 
 /** An encoded request and how many spans it holds. */

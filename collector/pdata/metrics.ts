@@ -10,6 +10,7 @@
 import { WireReader, WIRE_LEN } from './wire.js';
 import type { ScopeRef } from './spans.js';
 import { EncodedItem, scanFramed, type FramedScan } from './scan.js';
+import { encodeExportRequest, frameItems, type EncodedPart } from './encode.js';
 import { attributeProblem, checkMetricData, isValidUtf8, lastProblem } from './validate.js';
 
 export type MetricType = 'gauge' | 'sum' | 'histogram' | 'exponential_histogram' | 'summary' | 'empty';
@@ -148,4 +149,41 @@ function countEntries(buf: Uint8Array, start: number, end: number): number {
     // counted up to the damage
   }
   return n;
+}
+
+/**
+ * Splits an encoded ExportMetricsServiceRequest holding `points` data points
+ * into two requests of half its metrics each (the first half first; a metric
+ * is the unit the pipeline moves, so its points stay together), every metric
+ * under its original resource and scope. Each part carries its data point
+ * count, and the two counts always add up to `points` (what the batch was
+ * counted as when it was queued), so every counter stays exact. Undefined
+ * when the request holds fewer than two metrics. Throws WireError when the
+ * framing itself is broken.
+ */
+export function splitMetricsExportRequest(bytes: Uint8Array, points: number): [EncodedPart, EncodedPart] | undefined {
+  const metrics = frameItems(bytes, (buf, off, len, scope) => new Metric(buf, off, len, scope));
+  if (metrics.length < 2) return undefined;
+  const mid = metrics.length >>> 1;
+  const a = metrics.slice(0, mid);
+  const b = metrics.slice(mid);
+  let aPoints = 0;
+  for (const m of a) {
+    try {
+      indexMetric(m);
+    } catch {
+      // framing inside the metric is broken: its points stay uncounted here, the other half carries them
+    }
+    aPoints += m.points;
+  }
+  if (aPoints > points) aPoints = points;
+  return [
+    { bytes: encodeExportRequest(a), spans: aPoints },
+    { bytes: encodeExportRequest(b), spans: points - aPoints },
+  ];
+}
+
+/** How many metrics an encoded ExportMetricsServiceRequest holds (by its framing alone). */
+export function countFramedMetrics(bytes: Uint8Array): number {
+  return frameItems(bytes, () => 0).length;
 }

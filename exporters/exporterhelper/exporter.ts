@@ -25,7 +25,7 @@ import type { Clock, Component, CreateSettings } from '../../collector/component
 import type { LogsConsumer, MetricsConsumer, TracesConsumer } from '../../collector/consumer.js';
 import type { Span } from '../../collector/pdata/spans.js';
 import type { LogRecord } from '../../collector/pdata/logs.js';
-import { countPoints, type Metric } from '../../collector/pdata/metrics.js';
+import { countFramedMetrics, countPoints, splitMetricsExportRequest, type Metric } from '../../collector/pdata/metrics.js';
 import { encodeExportRequest, splitExportRequest } from '../../collector/pdata/encode.js';
 import { ITEM, ITEM_TEXT, type Signal } from '../../collector/signals.js';
 import { CollectorError, RetryableError } from '../../collector/errors.js';
@@ -171,9 +171,9 @@ export class QueuedExporter implements Component, TracesConsumer, LogsConsumer, 
     this.numConsumers = q.num_consumers;
     this.blockOnOverflow = q.block_on_overflow;
     this.blockTimeoutMs = parseDuration(q.block_timeout);
-    // Isolation splits by the request's frame and counts items: right for spans and log records; a metric's
-    // data points would be miscounted, so metrics are not isolated (a refused batch of metrics is dropped whole).
-    this.isolateEnabled = (cfg.isolate_rejected?.enabled ?? true) && (opts.signal ?? 'traces') !== 'metrics';
+    // Isolation splits by the request's frame: spans and log records are split and counted one by one; metrics
+    // are split by metric (the pipeline's unit, its points stay together) and counted in data points.
+    this.isolateEnabled = cfg.isolate_rejected?.enabled ?? true;
     this.isolateBudget = cfg.isolate_rejected?.max_extra_requests ?? 64;
     this.queue =
       opts.queue ?? (q.enabled && q.storage === 'disk' ? DiskRequestQueue.open(settings, q, this.signal) : new MemoryQueue(q.queue_size, q.max_bytes));
@@ -506,7 +506,7 @@ export class QueuedExporter implements Component, TracesConsumer, LogsConsumer, 
       if (!error.retryable) {
         this.circuit?.onAnswer();
         // Refused as invalid: find the bad spans (a lone span in a direct send is the caller's to hear about).
-        if (error.code === 'ERR_BAD_DATA' && (iso || (this.isolateEnabled && (req.spans > 1 || !propagate)))) {
+        if (error.code === 'ERR_BAD_DATA' && (iso || (this.isolateEnabled && (!propagate || this.splittable(req))))) {
           return this.isolate(req, error, iso ?? { left: this.isolateBudget, accepted: undefined });
         }
         return this.fail(req, 'export_permanent_error', error, propagate);
@@ -533,11 +533,11 @@ export class QueuedExporter implements Component, TracesConsumer, LogsConsumer, 
   private async isolate(req: ExportRequest, err: CollectorError, iso: Isolation): Promise<boolean> {
     let halves: ReturnType<typeof splitExportRequest>;
     try {
-      halves = iso.left > 0 ? splitExportRequest(req.bytes) : undefined;
+      halves = iso.left > 0 ? this.split(req) : undefined;
     } catch {
       halves = undefined; // framing we cannot cut: drop it whole
     }
-    if (halves === undefined) return this.rejected(req, err, iso.left === 0 && req.spans > 1);
+    if (halves === undefined) return this.rejected(req, err, iso.left === 0 && this.splittable(req));
     const [a, b] = halves;
     iso.left--;
     this.mIsolateRequests.inc();
@@ -546,10 +546,25 @@ export class QueuedExporter implements Component, TracesConsumer, LogsConsumer, 
       // The first half went through, so the second holds what was refused: split it without sending it whole.
       return this.isolate(b, err, iso);
     }
-    if (iso.left === 0) return this.rejected(b, err, b.spans > 1);
+    if (iso.left === 0) return this.rejected(b, err, this.splittable(b));
     iso.left--;
     this.mIsolateRequests.inc();
     return this.export(b, false, iso);
+  }
+
+  /** The halves of a request (by span or log record; metrics by metric, counted in data points). */
+  private split(req: ExportRequest): ReturnType<typeof splitExportRequest> {
+    return this.signal === 'metrics' ? splitMetricsExportRequest(req.bytes, req.spans) : splitExportRequest(req.bytes);
+  }
+
+  /** True when a request holds more than one unit of splitting (a metric of many points is one). */
+  private splittable(req: ExportRequest): boolean {
+    if (this.signal !== 'metrics') return req.spans > 1;
+    try {
+      return countFramedMetrics(req.bytes) > 1;
+    } catch {
+      return false;
+    }
   }
 
   /** Spans the backend refused as invalid, isolated as far as the budget allowed: dropped as backend_rejected. */
