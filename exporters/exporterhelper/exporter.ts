@@ -370,7 +370,7 @@ export class QueuedExporter implements Component, TracesConsumer, LogsConsumer, 
       if (left > 0) {
         this.mSendFailed.inc(left);
         this.telemetry.drop(this.id, 'shutdown', left, this.signal);
-        this.log.warn({ exporter: this.id, spans: left }, 'exporter shut down with data still queued; dropped');
+        this.log.warn({ exporter: this.id, signal: this.signal, items: left }, `exporter shut down with data still queued; ${ITEM_TEXT[this.signal]} dropped`);
       }
     }
     this.hardStop.abort();
@@ -633,7 +633,7 @@ export class QueuedExporter implements Component, TracesConsumer, LogsConsumer, 
     const now = this.clock.now();
     if (now - this.lastFailLog >= LOG_INTERVAL_MS) {
       this.lastFailLog = now;
-      this.log.error({ exporter: this.id, reason, spans: req.spans, err: err.message }, 'export failed; spans dropped');
+      this.log.error({ exporter: this.id, signal: this.signal, reason, items: req.spans, err: err.message }, `export failed; ${ITEM_TEXT[this.signal]} dropped`);
     }
     return true;
   }
