@@ -3,7 +3,7 @@
  * loadtest/redis.ts) and a TCP proxy that delays the server's answers (a slow store).
  */
 import net from 'node:net';
-export { HAVE_REDIS, RedisServer as TestRedis } from '../loadtest/redis.js';
+export { HAVE_REDIS, HAVE_REDIS_CLI, RedisCluster, RedisServer as TestRedis } from '../loadtest/redis.js';
 
 /** A TCP proxy in front of a server that holds each answer back `delayMs` (set it any time). */
 export class DelayProxy {

@@ -1,5 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HAVE_REDIS, TestRedis, DelayProxy } from '../../test/redis.js';
+import { HAVE_REDIS, HAVE_REDIS_CLI, RedisCluster, TestRedis, DelayProxy } from '../../test/redis.js';
 import { RedisDecisionStore } from './redis_store.js';
 import { DecisionStoreError } from './decision_store.js';
 import { withDefaults } from '../../config/defaults.js';
@@ -101,6 +102,99 @@ describe.skipIf(!HAVE_REDIS)('RedisDecisionStore against redis-server', () => {
 
   it('a missing password_file fails at creation with the key named', () => {
     expect(() => RedisDecisionStore.create(cfg({ endpoint: redis.url, password_file: '/nonexistent/pw' }))).toThrow(/shared_decisions\.redis\.password_file: cannot read/);
+  });
+});
+
+const ids = (n: number) => Array.from({ length: n }, () => randomBytes(16).toString('hex'));
+
+/** fn's result once it succeeds (tried every 100 ms for up to 5 s). */
+async function eventually<T>(fn: () => Promise<T>): Promise<T> {
+  for (let i = 0; ; i++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (i >= 50) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+/** The `cluster:` path against a real 3-primary Redis Cluster (redis-server and redis-cli from PATH). */
+describe('RedisDecisionStore against a 3-primary Redis Cluster', () => {
+  let cluster: RedisCluster | undefined;
+  const stores: RedisDecisionStore[] = [];
+  beforeAll(async () => {
+    if (HAVE_REDIS_CLI) cluster = await RedisCluster.start(3);
+  }, 30_000);
+  afterAll(async () => {
+    for (const s of stores) await s.close();
+    await cluster?.stop();
+  });
+  // A generous timeout by default: the first batch also connects to every node (slow on a loaded test machine).
+  const open = (extra: Record<string, unknown> = {}) => {
+    const s = RedisDecisionStore.create(cfg({ cluster: cluster!.seeds, key_prefix: 'c1:', timeout: '5s', ...extra }));
+    stores.push(s);
+    return s;
+  };
+
+  it('keeps written by one store are read back by another across all slots, NX, with the TTL and the key prefix', async (ctx) => {
+    if (cluster === undefined) ctx.skip('redis-server or redis-cli not on PATH');
+    const writer = open();
+    const reader = open();
+    const kept = ids(1500);
+    const unknown = ids(500);
+    await writer.publish([{ traceId: kept[0], value: 'first' }], 60);
+    await writer.publish(
+      kept.map((traceId) => ({ traceId, value: 'second' })),
+      60,
+    );
+    expect(writer.lastRoundTrips).toBe(3);
+    const got = await reader.read([...kept, ...unknown]);
+    expect(reader.lastRoundTrips).toBe(3);
+    expect(got[0]).toBe('first'); // NX: the first keeper's value stays
+    expect(got.slice(1, 1500).every((v) => v === 'second')).toBe(true);
+    expect(got.slice(1500).every((v) => v === null)).toBe(true);
+    // Spread over all three primaries, each key under the prefix, with the TTL.
+    const sizes = await Promise.all(cluster!.nodes.map(async (n) => Number((await n.command('DBSIZE')).slice(1))));
+    expect(sizes.every((n) => n > 300)).toBe(true);
+    expect(sizes.reduce((a, b) => a + b)).toBe(1500);
+    for (const n of cluster!.nodes) {
+      const key = await n.command('RANDOMKEY');
+      expect(key).toMatch(/^c1:[0-9a-f]{32}$/);
+      const ttl = Number((await n.command('TTL', key)).slice(1));
+      expect(ttl).toBeGreaterThan(50);
+      expect(ttl).toBeLessThanOrEqual(60);
+    }
+    // Another prefix is another namespace.
+    expect((await open({ key_prefix: 'c2:' }).read(kept.slice(0, 50))).every((v) => v === null)).toBe(true);
+  });
+
+  it('one primary down: reads and writes fail fast (typed) every time, so the sidecar decides alone without stalling; back up, they work again', async (ctx) => {
+    if (cluster === undefined) ctx.skip('redis-server or redis-cli not on PATH');
+    const s = open({ timeout: '300ms' });
+    const some = ids(300);
+    await eventually(() =>
+      s.publish(
+        some.map((traceId) => ({ traceId, value: 'v' })),
+        60,
+      ),
+    );
+    expect((await eventually(() => s.read(some))).every((v) => v === 'v')).toBe(true);
+    const down = cluster!.nodes[2];
+    await down.stop();
+    for (let i = 0; i < 3; i++) {
+      for (const op of [() => s.read(some), () => s.publish(some.map((traceId) => ({ traceId, value: 'w' })), 60)]) {
+        const t0 = performance.now();
+        const err = await op().catch((e: unknown) => e);
+        // Bounded by `timeout` (ioredis alone retried for 1.5-2 s here).
+        expect(performance.now() - t0).toBeLessThan(1000);
+        expect(err).toBeInstanceOf(DecisionStoreError);
+        expect(['connection', 'timeout']).toContain((err as DecisionStoreError).kind);
+      }
+    }
+    await down.resume(); // same port and node config: it rejoins with its slots (empty: no persistence)
+    const got = await eventually(() => s.read(some));
+    expect(got.filter((v) => v === 'v').length).toBeGreaterThan(100); // the keeps on the two nodes that stayed up
   });
 });
 
